@@ -1,0 +1,1 @@
+"""classify: cached features -> classical models, stacking, ablations. Never imports torch."""

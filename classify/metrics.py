@@ -1,0 +1,70 @@
+"""Evaluation metrics shared by classify and finetune (SPEC's `M`), and paired tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """[true, predicted] counts."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return cm
+
+
+def bootstrap_accuracy_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                          level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval for the mean of a 0/1 vector."""
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(correct)
+    if n == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    # a replicate's mean only depends on how many of its n draws are correct: Binomial(n, p_hat)
+    means = rng.binomial(n, correct.mean(), size=n_boot) / n
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def evaluate(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
+             seed: int = 0) -> dict:
+    """SPEC's M: accuracy, macro recall, macro F1, per-class recall, confusion, accuracy CI, n."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(classes)
+    cm = confusion(y_true, y_pred, k)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    tp = np.diag(cm).astype(np.float64)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(k), where=present)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=(precision + recall) > 0)
+    n = int(len(y_true))
+    correct = y_true == y_pred
+    return {
+        "accuracy": float(correct.mean()) if n else float("nan"),
+        # classes absent from this split do not count towards the macro averages
+        "macro_recall": float(recall[present].mean()) if present.any() else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "per_class_recall": {c: (float(recall[i]) if present[i] else None)
+                             for i, c in enumerate(classes)},
+        "confusion": cm.tolist(),
+        "accuracy_ci95": bootstrap_accuracy_ci(correct, seed=seed),
+        "n": n,
+    }
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact (binomial) McNemar test on paired 0/1 outcomes: {b01, b10, p_value}."""
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    n01 = int((a & ~b).sum())  # a right, b wrong
+    n10 = int((~a & b).sum())
+    p = 1.0 if n01 + n10 == 0 else float(binomtest(n01, n01 + n10, 0.5).pvalue)
+    return {"a_only": n01, "b_only": n10, "p_value": p}

@@ -1,0 +1,231 @@
+"""The HDF5 feature cache, format version 1 (SPEC, "The cache file"): reader, writer, fingerprint.
+
+Pure h5py/numpy: `classify` reads caches on machines without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx.errors import FeatxError
+from featx.levels import LEVELS
+from featx.splits import SPLIT_NAMES
+
+FORMAT = "featx-cache"
+VERSION = 1
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+class CacheError(FeatxError):
+    """A cache that cannot be used as asked: wrong format, incomplete, missing level."""
+
+
+def fingerprint(fields: Mapping[str, object]) -> str:
+    """sha256 over a canonical JSON of everything that changes the numbers."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def list_fingerprint(paths: Sequence[str], labels: np.ndarray, split: np.ndarray) -> str:
+    """Hash of the file list, labels and split: the part of the fingerprint that is about data."""
+    h = hashlib.sha256()
+    for p, y, s in zip(paths, np.asarray(labels).tolist(), np.asarray(split).tolist()):
+        h.update(f"{p}\0{y}\0{s}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class CacheMeta:
+    """Root attributes of a cache."""
+
+    backbone: str
+    weights: str
+    image_size: int
+    pool: str
+    dtype: str  # "float16" | "float32"
+    classes: list[str]
+    split_spec: str
+    seed: int
+    fingerprint: str
+    extra: dict | None = None  # further attrs (e.g. layers, preprocessing), stored as given
+
+    def attrs(self) -> dict:
+        a = {
+            "format": FORMAT, "version": VERSION, "backbone": self.backbone,
+            "weights": self.weights, "image_size": int(self.image_size), "pool": self.pool,
+            "dtype": self.dtype, "classes": json.dumps(self.classes),
+            "split_names": json.dumps(list(SPLIT_NAMES)), "split_spec": self.split_spec,
+            "seed": int(self.seed), "fingerprint": self.fingerprint,
+        }
+        for k, v in (self.extra or {}).items():
+            a[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+        return a
+
+
+class CacheWriter:
+    """Writes a cache to a temporary file beside `path`; `commit()` marks it complete and moves it
+    into place with os.replace, so a reader never sees a half-written file at `path`."""
+
+    def __init__(self, path: str | os.PathLike, meta: CacheMeta, paths: Sequence[str],
+                 labels: np.ndarray, split: np.ndarray, dims: Mapping[str, int]):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        n = len(paths)
+        dtype = np.dtype(meta.dtype)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = h5py.File(self.tmp, "w")
+        except OSError as e:
+            raise CacheError(f"{self.path}: cannot write here ({e.strerror or e})") from None
+        try:
+            for k, v in meta.attrs().items():
+                self.f.attrs[k] = v
+            self.f.attrs["complete"] = False
+            g = self.f.create_group("features")
+            chunk_rows = max(1, min(n, 1024))
+            for level, d in dims.items():
+                g.create_dataset(level, shape=(n, int(d)), dtype=dtype,
+                                 chunks=(chunk_rows, int(d)) if n else None, fillvalue=0)
+            self.f.create_dataset("labels", data=np.asarray(labels, dtype=np.int16))
+            self.f.create_dataset("split", data=np.asarray(split, dtype=np.uint8))
+            self.f.create_dataset("paths", data=np.array(list(paths), dtype=object), dtype=_STR)
+            self.f.create_dataset("valid", shape=(n,), dtype=bool, fillvalue=False)
+            self.f.create_dataset("errors", shape=(n,), dtype=_STR, fillvalue="")
+        except BaseException:
+            self.abort()
+            raise
+
+    def write_rows(self, start: int, features: Mapping[str, np.ndarray], valid: np.ndarray,
+                   errors: Sequence[str]) -> None:
+        stop = start + len(valid)
+        for level, x in features.items():
+            self.f["features"][level][start:stop] = x
+        self.f["valid"][start:stop] = np.asarray(valid, dtype=bool)
+        if any(errors):
+            self.f["errors"][start:stop] = np.array(list(errors), dtype=object)
+
+    def commit(self) -> Path:
+        try:
+            self.f.attrs["complete"] = True
+            self.f.flush()
+            self.f.close()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise CacheError(f"{self.path}: could not finish writing the cache "
+                             f"({e.strerror or e}); any earlier file there is untouched") from None
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.f.close()
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "CacheWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class Cache:
+    """Read access to a feature cache. Validates the format on open; arrays are read lazily."""
+
+    def __init__(self, path: str | os.PathLike, require_complete: bool = True):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CacheError(f"{self.path}: no such cache file")
+        try:
+            self.f = h5py.File(self.path, "r")
+        except OSError:
+            raise CacheError(f"{self.path}: not a readable HDF5 file") from None
+        a = self.f.attrs
+        if a.get("format") != FORMAT:
+            self.close()
+            raise CacheError(f"{self.path}: not a featx cache (format attribute is "
+                             f"{a.get('format')!r})")
+        if int(a.get("version", -1)) != VERSION:
+            self.close()
+            raise CacheError(f"{self.path}: cache format version {a.get('version')} is not "
+                             f"supported (this featx reads version {VERSION})")
+        if require_complete and not bool(a.get("complete", False)):
+            self.close()
+            raise CacheError(f"{self.path}: the cache is incomplete (extraction did not finish); "
+                             f"run featx extract again to resume it")
+        self.attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items()}
+        self.classes: list[str] = json.loads(a["classes"])
+        self.split_names: list[str] = json.loads(a["split_names"])
+        self.levels: list[str] = [lv for lv in LEVELS if lv in self.f["features"]]
+        self.dims: dict[str, int] = {lv: int(self.f["features"][lv].shape[1]) for lv in self.levels}
+        self.fingerprint: str = str(a["fingerprint"])
+
+    def __len__(self) -> int:
+        return int(self.f["labels"].shape[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.f["labels"][:].astype(np.int64)
+
+    @property
+    def split(self) -> np.ndarray:
+        return self.f["split"][:]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.f["valid"][:]
+
+    @property
+    def paths(self) -> list[str]:
+        return [p.decode() if isinstance(p, bytes) else p for p in self.f["paths"][:]]
+
+    @property
+    def errors(self) -> list[str]:
+        return [e.decode() if isinstance(e, bytes) else e for e in self.f["errors"][:]]
+
+    def check_levels(self, levels: Sequence[str]) -> None:
+        missing = [lv for lv in levels if lv not in self.levels]
+        if missing:
+            raise CacheError(f"{self.path}: level {', '.join(missing)} is not in this cache "
+                             f"(it has {', '.join(self.levels) or 'none'})")
+
+    def features(self, levels: Sequence[str], rows: np.ndarray | None = None,
+                 dtype: np.dtype | type = np.float32) -> np.ndarray:
+        """The listed levels' features side by side, [n, sum(dims)], for `rows` (default all)."""
+        self.check_levels(levels)
+        blocks = []
+        for lv in levels:
+            ds = self.f["features"][lv]
+            x = ds[:] if rows is None else ds[:][rows]
+            blocks.append(x.astype(dtype, copy=False))
+        return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+
+    def split_indices(self, name: str, valid_only: bool = True) -> np.ndarray:
+        mask = self.split == self.split_names.index(name)
+        if valid_only:
+            mask &= self.valid
+        return np.flatnonzero(mask)
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:
+            pass
+
+    def __enter__(self) -> "Cache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="featx",
+    version="0.1.0",
+    description="Visual emotion recognition research: cached multi-level CNN features, "
+    "classical models on them, and end-to-end fine-tuning recipes.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["featx", "featx.*", "classify", "classify.*",
+                                    "finetune", "finetune.*"]),
+    install_requires=[
+        "torch>=2.4",
+        # torchvision from the registry is built against CUDA torch: >=0.29 makes pip take the
+        # matching torch build with it, which also runs on a CPU.
+        "torchvision>=0.29",
+        "h5py>=3.8",
+        "numpy>=1.24",
+        "scikit-learn>=1.3",
+        "lightgbm>=4.0",
+        "joblib>=1.3",
+        "click>=8.1",
+        "pillow>=10.0",
+        "tqdm>=4.66",
+        "matplotlib>=3.7",
+    ],
+    extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2"]},
+    entry_points={
+        "console_scripts": [
+            "featx=featx.cli:main",
+            "classify=classify.cli:main",
+            "finetune=finetune.cli:main",
+        ]
+    },
+)
