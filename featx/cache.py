@@ -112,6 +112,11 @@ class CacheWriter:
         if any(errors):
             self.f["errors"][start:stop] = np.array(list(errors), dtype=object)
 
+    def set_attrs(self, **attrs: object) -> None:
+        """Root attributes known only once the rows are written (e.g. the failure count)."""
+        for k, v in attrs.items():
+            self.f.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+
     def commit(self) -> Path:
         try:
             self.f.attrs["complete"] = True
@@ -153,13 +158,14 @@ class Cache:
         except OSError:
             raise CacheError(f"{self.path}: not a readable HDF5 file") from None
         a = self.f.attrs
-        if a.get("format") != FORMAT:
+        fmt, version = a.get("format"), a.get("version")  # attrs read None once closed
+        if fmt != FORMAT:
             self.close()
             raise CacheError(f"{self.path}: not a featx cache (format attribute is "
-                             f"{a.get('format')!r})")
-        if int(a.get("version", -1)) != VERSION:
+                             f"{fmt!r})")
+        if int(version if version is not None else -1) != VERSION:
             self.close()
-            raise CacheError(f"{self.path}: cache format version {a.get('version')} is not "
+            raise CacheError(f"{self.path}: cache format version {version} is not "
                              f"supported (this featx reads version {VERSION})")
         if require_complete and not bool(a.get("complete", False)):
             self.close()

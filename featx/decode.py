@@ -66,10 +66,14 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DecodeError(f"decompression bomb: {e}") from None
     except FileNotFoundError:
-        raise DecodeError("file not found") from None
+        raise DecodeError("file not found (or a broken link)") from None
+    except IsADirectoryError:
+        raise DecodeError("is a folder, not a file") from None
     except PermissionError:
         raise DecodeError("permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as e:
         raise DecodeError(f"corrupt image data ({type(e).__name__}: {e})") from None
     except MemoryError:
         raise DecodeError("out of memory while decoding") from None
+    except Exception as e:  # e.g. zlib.error from a damaged PNG: still one bad image, not a crash
+        raise DecodeError(f"cannot decode ({type(e).__name__}: {e})") from None

@@ -11,7 +11,8 @@ from featx.errors import FeatxError
 
 
 def gap(x: Tensor) -> Tensor:
-    return x.mean(dim=(2, 3))
+    # accumulate and return float32 even under autocast (a bf16 mean keeps ~3 digits)
+    return x.mean(dim=(2, 3), dtype=torch.float32)
 
 
 def gmp(x: Tensor) -> Tensor:

@@ -32,12 +32,17 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def imagenet_cached(backbone: Backbone) -> bool:
+    """Whether torch's hub cache already holds the backbone's ImageNet weights (no network)."""
+    url = backbone.weights.DEFAULT.url
+    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)).is_file()
+
+
 def _imagenet(backbone: Backbone, progress: bool) -> nn.Module:
     w = backbone.weights.DEFAULT
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(w.url).path)
     hint = ("use --weights PATH with a state_dict file you have, or --weights none for random "
             "initialisation")
-    if not cached.exists() and not _reachable(w.url):
+    if not imagenet_cached(backbone) and not _reachable(w.url):
         raise FeatxError(f"cannot download ImageNet weights for {backbone.name} from {w.url} "
                          f"(no network?): {hint}")
     try:
@@ -60,18 +65,31 @@ def load_state_dict_file(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
+def weights_identity(backbone: Backbone, weights: str, seed: int = 0) -> str:
+    """What `build_model` records for these weights, without building anything (cheap: lets a
+    run recognise a finished cache before loading a model)."""
+    if weights == "imagenet":
+        return f"imagenet:{backbone.weights.DEFAULT}"
+    if weights == "none":
+        return f"none:seed={seed}"
+    path = Path(weights)
+    if not path.is_file():
+        raise FeatxError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
+    return f"file:{path.name}:sha256={_file_sha256(path)}"
+
+
 def build_model(backbone: Backbone, weights: str, seed: int = 0,
                 progress: bool = True) -> tuple[nn.Module, str]:
     """The backbone with its weights, and the identity to record ('imagenet:<enum>',
     'none:seed=<seed>' or 'file:<name>:sha256=<hex>')."""
     if weights == "imagenet":
         model = _imagenet(backbone, progress)
-        return model, f"imagenet:{backbone.weights.DEFAULT}"
+        return model, weights_identity(backbone, weights)
     if weights == "none":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = backbone.build(weights=None)
-        return model, f"none:seed={seed}"
+        return model, weights_identity(backbone, weights, seed)
     path = Path(weights)
     if not path.is_file():
         raise FeatxError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")

@@ -1,0 +1,48 @@
+"""`featx demo`: the main job offline on a generated 8-class image set, then what to run next."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from featx.extract import ExtractConfig, ExtractResult, Log, _stderr, run_extract
+
+DEMO_BACKBONE = "resnet18"
+
+
+def demo_weights() -> str:
+    """ImageNet weights when torch already has them on disk; never touches the network."""
+    from featx.backbones import get_backbone
+    from featx.weights import imagenet_cached
+    return "imagenet" if imagenet_cached(get_backbone(DEMO_BACKBONE)) else "none"
+
+
+def run_demo(folder: str | os.PathLike = "cache/demo", per_class: int = 60, size: int = 112,
+             quiet: bool = False, log: Log = _stderr) -> tuple[ExtractResult, list[str]]:
+    """Generate (or reuse) the images, extract (or reuse) their cache; returns the result and the
+    suggested next commands."""
+    from featx.synthetic import generate_images
+
+    folder = Path(folder)
+    images = generate_images(folder / "images", n_per_class=per_class, size=size, seed=0)
+    weights = demo_weights()
+    if weights == "none" and not quiet:
+        log(f"note: no ImageNet weights for {DEMO_BACKBONE} in torch's cache (offline): using "
+            f"--weights none (random, seeded); features will be weaker")
+    out = folder / f"demo-{DEMO_BACKBONE}-{weights}-{size}px.h5"
+    cfg = ExtractConfig(data=images, backbone=DEMO_BACKBONE, weights=weights, layers="L0-L4",
+                        pool="gap", image_size=size, batch_size=32, device="cpu", out=out,
+                        quiet=quiet)
+    result = run_extract(cfg, log=log)
+    q = shlex.quote
+    runs = folder / "runs"
+    nxt = [
+        f"featx info {q(str(out))}",
+        f"classify fit {q(str(out))} --levels L4 --model logreg --weighted",
+        f"classify stack {q(str(out))} --levels L0-L4 --base logreg --meta weighted --weighted",
+        f"classify ablate {q(str(out))} --out {q(str(folder / 'ablation'))}",
+        f"finetune run resnet_fc --data {q(str(images))} --backbone {DEMO_BACKBONE} "
+        f"--weights {weights} --epochs 2 --image-size {size} --out {q(str(runs / 'resnet_fc'))}",
+    ]
+    return result, nxt

@@ -1,0 +1,403 @@
+"""featx extract: a collection -> one HDF5 cache, resumable by chunks and shardable with torchrun.
+
+The run works in `<out>.parts/` (see featx.parts): chunk k holds rows [k*cs, (k+1)*cs) and is
+computed in batches that never cross its boundary, so its bytes are the same however often the
+run was interrupted and whichever rank computed it. When every chunk is there, rank 0 assembles
+them into `--out` (temp file + os.replace) and removes the work folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx import __version__
+from featx.backbones import get_backbone
+from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
+from featx.dataset import Collection, load_collection
+from featx.errors import FeatxError
+from featx.extractor import pooled_dims
+from featx.levels import parse_levels
+from featx.parts import ChunkWriter, Parts, os_error
+from featx.pooling import get_pool
+from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
+from featx.weights import weights_identity
+
+Log = Callable[[str], None]
+MIN_IMAGE_SIZE = 32  # five stride-2 stages: smaller inputs vanish before L4
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class ExtractConfig:
+    data: Path
+    backbone: str = "resnet101"
+    weights: str = "imagenet"
+    layers: str = "L0-L4"
+    pool: str = "gap"
+    image_size: int = 224
+    batch_size: int = 64
+    workers: int | None = None
+    device: str = "auto"
+    dtype: str | None = None  # None: float16 on CUDA, float32 on the CPU
+    split: str = "80/5/15"
+    seed: int = 0
+    out: Path | None = None
+    quiet: bool = False
+    chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
+    decode: str = "auto"
+
+
+@dataclass
+class ExtractResult:
+    out: Path
+    status: str  # "written" | "up-to-date" | "shard-done"
+    n: int = 0
+    n_failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # first few (path, reason)
+    duplicates: list[list[str]] = field(default_factory=list)
+    seconds: float = 0.0  # the whole command
+    loop_seconds: float = 0.0  # decoding + forward + chunk writing of this rank (no setup)
+
+
+def default_out(data: Path, backbone: str, pool: str) -> Path:
+    """cache/<data name>-<backbone>-<pool>.h5"""
+    data = Path(data)
+    name = (data.resolve().name if data.is_dir() else data.stem) or "data"
+    return Path("cache") / f"{name}-{backbone}-{pool}.h5"
+
+
+def default_chunk_size(batch_size: int, device_type: str) -> int:
+    """About 256 images on the CPU (~30 s of resnet101 lost at worst), 2048 on a GPU."""
+    target = 2048 if device_type == "cuda" else 256
+    return batch_size * max(1, math.ceil(target / batch_size))
+
+
+def _check_options(cfg: ExtractConfig) -> None:
+    if cfg.image_size < MIN_IMAGE_SIZE:
+        raise FeatxError(f"--image-size {cfg.image_size}: must be at least {MIN_IMAGE_SIZE}")
+    if cfg.batch_size < 1:
+        raise FeatxError(f"--batch-size {cfg.batch_size}: must be at least 1")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise FeatxError(f"--workers {cfg.workers}: must be 0 or more")
+    if cfg.chunk_size is not None and (cfg.chunk_size < cfg.batch_size
+                                       or cfg.chunk_size % cfg.batch_size):
+        raise FeatxError(f"--chunk-size {cfg.chunk_size}: must be a multiple of --batch-size "
+                         f"{cfg.batch_size}")
+    if cfg.dtype is not None and cfg.dtype not in ("float16", "float32"):
+        raise FeatxError(f"bad --dtype {cfg.dtype!r}: use float16 or float32")
+    if cfg.decode not in ("auto", "cpu", "gpu"):
+        raise FeatxError(f"bad --decode {cfg.decode!r}: use auto, cpu or gpu")
+    get_pool(cfg.pool)
+
+
+def feature_settings(backbone: str, weights: str, levels: Sequence[str], pool: str,
+                     image_size: int, dtype: str, seed: int, preprocessing: str,
+                     precision: str) -> dict:
+    """The FEATURE_KEYS of featx.settings for one run."""
+    return {"backbone": backbone,
+            "weights": weights_identity(get_backbone(backbone), weights, seed),
+            "layers": list(levels), "pool": pool, "image_size": int(image_size),
+            "preprocessing": preprocessing, "precision": precision, "dtype": dtype}
+
+
+def _check_existing_out(out: Path, settings: dict, fp: str) -> bool:
+    """True when `out` already holds this very cache. Refuses to go near anything else there."""
+    if not out.exists():
+        return False
+    try:
+        with Cache(out, require_complete=False) as c:
+            theirs, complete = c.fingerprint, bool(c.attrs.get("complete", False))
+            old = from_cache_attrs(c.attrs)
+    except CacheError as e:
+        raise FeatxError(f"{out} exists and is not a featx cache ({e}); choose another --out") \
+            from None
+    if theirs == fp:
+        return complete  # an incomplete one with our fingerprint is simply rewritten
+    raise FeatxError(f"{out} holds a cache made with other settings (fingerprint {theirs[:12]}, "
+                     f"this run {fp[:12]}: {difference(old, settings)}); choose another --out "
+                     f"or delete it")
+
+
+def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
+    """The meta of a work folder this run can resume (None if there is none); refuses others."""
+    if not parts.exists():
+        return None
+    meta = parts.read_meta()
+    if meta.get("fingerprint") != fp:
+        raise FeatxError(f"{parts.dir} holds an unfinished run with other settings (fingerprint "
+                         f"{str(meta.get('fingerprint'))[:12]}, this run {fp[:12]}: "
+                         f"{difference(meta.get('settings', {}), settings)}); rerun that command "
+                         f"to finish it, or delete the folder")
+    return meta
+
+
+def _choose_decoder(mode: str, device):
+    from featx.loader import CPU_DECODER
+    if mode == "cpu" or (mode == "auto" and device.type != "cuda"):
+        return CPU_DECODER
+    if device.type != "cuda":
+        raise FeatxError("--decode gpu needs a CUDA --device")
+    from featx.gpu_decode import GPU_DECODER, gpu_decode_works
+    if mode == "auto" and not gpu_decode_works(device):
+        return CPU_DECODER
+    return GPU_DECODER
+
+
+def _pin(decoder, device) -> bool:
+    """Pinned host memory for uint8 batches bound for a GPU (not for nvJPEG's raw bytes)."""
+    return device.type == "cuda" and decoder.name == "cpu"
+
+
+def _precision(device) -> str:
+    from featx.engine import autocast_dtype
+    amp = autocast_dtype(device)
+    return f"{device.type}-{str(amp).removeprefix('torch.')}-autocast" if amp else "float32"
+
+
+def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
+    """The whole extract command; every rank of a torchrun job calls it."""
+    from featx import distributed
+    from featx.engine import default_dtype, resolve_device
+
+    t0 = time.perf_counter()
+    _check_options(cfg)
+    world = distributed.from_env()
+    device = resolve_device(cfg.device, world.local_rank)
+    say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
+    levels = parse_levels(cfg.layers)
+    bb = get_backbone(cfg.backbone)
+    dtype = cfg.dtype or default_dtype(device)
+    decoder = _choose_decoder(cfg.decode, device)
+    coll = load_collection(cfg.data, cfg.split, cfg.seed)
+    out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, cfg.pool)
+    dims = pooled_dims(bb.channels, levels, cfg.pool)
+
+    settings = feature_settings(cfg.backbone, cfg.weights, levels, cfg.pool, cfg.image_size,
+                                dtype, cfg.seed, decoder.preprocessing, _precision(device))
+    feat_fp = feature_fingerprint(settings)
+    settings.update(classes=coll.classes, split_spec=coll.split_spec, seed=cfg.seed,
+                    files=list_fingerprint(coll.paths, coll.labels, coll.split))
+    fp = full_fingerprint(settings)
+    result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates)
+
+    # every rank makes the same read-only checks, so all refuse alike without waiting on another
+    if _check_existing_out(out, settings, fp):
+        say(f"{out} is already complete with these settings (fingerprint {fp[:12]}): nothing "
+            f"to do")
+        if world.is_main:
+            Parts(out).remove()  # a leftover work folder of this very run is of no use now
+        return _summarise(result, out, "up-to-date", t0)
+    parts = Parts(out)
+    meta = _check_parts(parts, settings, fp)
+    distributed.init(world, device)
+    if meta is None:
+        chunk_size = cfg.chunk_size or default_chunk_size(cfg.batch_size, device.type)
+        if world.is_main:
+            meta = {"fingerprint": fp, "feature_fingerprint": feat_fp, "settings": settings,
+                    "n": len(coll), "chunk_size": chunk_size, "batch_size": cfg.batch_size,
+                    "dims": dims, "featx": __version__}
+            parts.create(meta)
+    else:
+        chunk_size = int(meta["chunk_size"])
+        if meta.get("batch_size") != cfg.batch_size:
+            say(f"note: resuming a run started with --batch-size {meta.get('batch_size')} at "
+                f"--batch-size {cfg.batch_size}; rows may differ from a one-go run in the last "
+                f"bits")
+    world.barrier()
+
+    n_chunks = math.ceil(len(coll) / chunk_size)
+    rows = [min(len(coll), (k + 1) * chunk_size) - k * chunk_size for k in range(n_chunks)]
+    todo = None
+    if world.is_main:
+        todo = [k for k in range(n_chunks) if not parts.chunk_ok(k, rows[k], dims)]
+        if len(todo) < n_chunks:
+            say(f"resuming {parts.dir}: {n_chunks - len(todo)} of {n_chunks} chunks already done")
+    todo = world.broadcast(todo)
+    mine = world.shard(todo)
+    say(f"{len(coll)} images in {len(coll.classes)} classes from {cfg.data}; {cfg.backbone} "
+        f"{','.join(levels)} {cfg.pool} at {cfg.image_size} px on {device}"
+        + (f" ({world.size} processes)" if world.size > 1 else ""))
+
+    if todo:
+        result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels,
+                                              device, dtype, decoder, world, quiet=cfg.quiet)
+    world.barrier()
+    if not world.is_main:
+        return _summarise(result, out, "shard-done", t0, read=False)
+
+    missing = [k for k in range(n_chunks) if not parts.chunk_path(k).is_file()]
+    if missing:
+        raise FeatxError(f"{parts.dir}: chunks {missing[:5]} are missing after the run (did a "
+                         f"process fail?); run the command again to redo them")
+    cache_meta = CacheMeta(
+        backbone=cfg.backbone, weights=settings["weights"], image_size=cfg.image_size,
+        pool=cfg.pool, dtype=dtype, classes=coll.classes, split_spec=coll.split_spec,
+        seed=cfg.seed, fingerprint=fp,
+        extra={"layers": levels, "preprocessing": decoder.preprocessing,
+               "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
+               "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
+               "duplicates": len(coll.duplicates),
+               "duplicate_groups": coll.duplicates, "featx_version": __version__})
+    _assemble(out, cache_meta, coll, dims, parts, n_chunks)
+    parts.remove()
+    return _summarise(result, out, "written", t0)
+
+
+def _weights_source(weights: str) -> str:
+    return weights if weights in ("imagenet", "none") else str(Path(weights).resolve())
+
+
+def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chunk_size: int,
+                    parts: Parts, levels: list[str], device, dtype: str, decoder, world,
+                    quiet: bool) -> float:
+    """Run this rank's chunks through the model; each finished chunk goes to the writer thread.
+    Returns the seconds the loop took (model building excluded)."""
+    from tqdm import tqdm
+
+    from featx.engine import Engine
+    from featx.loader import ChunkBatches, default_workers, make_loader
+
+    n = len(coll)
+    # rank 0 first: concurrent first downloads of the same weights would race
+    if not world.is_main:
+        world.barrier()
+    engine = Engine(cfg.backbone, cfg.weights, levels, cfg.pool, device, dtype, seed=cfg.seed,
+                    progress=not quiet and world.is_main)
+    if world.is_main:
+        world.barrier()
+    batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
+    workers = cfg.workers if cfg.workers is not None else default_workers(
+        device.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], cfg.image_size)
+    total = batches.n_rows()
+    writer = ChunkWriter(parts)
+    bar = tqdm(total=total, unit="img", disable=quiet or not world.is_main, dynamic_ncols=True,
+               desc="extract" if world.size == 1 else f"extract (rank 0 of {world.size})")
+    current, buf = -1, []
+    t0 = time.perf_counter()
+    try:
+        for batch in make_loader(dataset, batches, workers, _pin(decoder, device),
+                                 decoder.collate):
+            idx, images, errors = decoder.finish(batch, device, cfg.image_size)
+            valid = np.array([not e for e in errors], dtype=bool)
+            feats = engine(images, valid)
+            k = int(idx[0]) // chunk_size
+            if k != current:
+                current, buf = k, []
+            buf.append((feats, valid, errors))
+            if int(idx[-1]) + 1 == min(n, (k + 1) * chunk_size):  # the chunk's last batch
+                writer.put(k, {lv: np.concatenate([b[0][lv] for b in buf]) for lv in levels},
+                           np.concatenate([b[1] for b in buf]), [e for b in buf for e in b[2]])
+                buf = []
+            bar.update(len(idx))
+    finally:
+        bar.close()
+        writer.close()
+    return time.perf_counter() - t0
+
+
+def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: Parts,
+              n_chunks: int) -> None:
+    """Chunk files -> the cache at `out` (written beside it, moved into place when complete)."""
+    writer = CacheWriter(out, meta, coll.paths, coll.labels, coll.split, dims)
+    try:
+        start, n_failed = 0, 0
+        for k in range(n_chunks):
+            feats, valid, errors = parts.read_chunk(k)
+            writer.write_rows(start, feats, valid, errors)
+            start += len(valid)
+            n_failed += int((~valid).sum())
+        writer.set_attrs(n_failed=n_failed)
+    except OSError as e:
+        writer.abort()
+        raise os_error(out, e, "write the cache") from None
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+
+
+def _summarise(result: ExtractResult, out: Path, status: str, t0: float,
+               read: bool = True) -> ExtractResult:
+    result.status = status
+    if read:
+        with Cache(out) as c:
+            valid, errors, paths = c.valid, c.errors, c.paths
+        bad = np.flatnonzero(~valid)
+        result.n_failed = len(bad)
+        result.failures = [(paths[i], errors[i]) for i in bad[:10]]
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
+                   layers: str | Sequence[str], pool: str, image_size: int, dtype: str | None,
+                   seed: int = 0, batch_size: int = 64, workers: int | None = None,
+                   device: str = "auto", quiet: bool = False, decode: str = "auto",
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
+    """Features of arbitrary image files in memory, by the same preprocessing and model path as
+    `featx extract` (no cache written): ({level: [n, D]}, valid [n], errors [n],
+    feature_fingerprint) -- compare the last with a cache's `feature_fingerprint` attribute."""
+    from tqdm import tqdm
+
+    from featx.engine import Engine, default_dtype, resolve_device
+    from featx.loader import default_workers, make_loader
+
+    levels = parse_levels(layers) if isinstance(layers, str) else parse_levels(",".join(layers))
+    dev = resolve_device(device)
+    dtype = dtype or default_dtype(dev)
+    _check_options(ExtractConfig(data=Path("."), image_size=image_size, batch_size=batch_size,
+                                 workers=workers, dtype=dtype, pool=pool, decode=decode))
+    decoder = _choose_decoder(decode, dev)
+    settings = feature_settings(backbone, weights, levels, pool, image_size, dtype, seed,
+                                decoder.preprocessing, _precision(dev))
+    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed, progress=not quiet)
+    n = len(paths)
+    feats = {lv: np.zeros((n, d), dtype=engine.np_dtype) for lv, d in engine.dims.items()}
+    valid = np.zeros(n, dtype=bool)
+    errors = [""] * n
+    batches = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
+    workers = default_workers(dev.type) if workers is None else workers
+    with tqdm(total=n, unit="img", disable=quiet, dynamic_ncols=True, desc="features") as bar:
+        for batch in make_loader(decoder.dataset(list(paths), image_size), batches, workers,
+                                 _pin(decoder, dev), decoder.collate):
+            idx, images, errs = decoder.finish(batch, dev, image_size)
+            ok = np.array([not e for e in errs], dtype=bool)
+            rows = idx.numpy()
+            for lv, x in engine(images, ok).items():
+                feats[lv][rows] = x
+            valid[rows] = ok
+            for i, e in zip(rows, errs):
+                errors[i] = e
+            bar.update(len(rows))
+    return feats, valid, errors, feature_fingerprint(settings)
+
+
+def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
+    """Lines for the end-of-run report: failures with reasons, duplicate groups."""
+    lines = []
+    if result.n_failed:
+        lines.append(f"{result.n_failed} of {result.n} images could not be used (recorded in "
+                     f"/valid and /errors):")
+        lines += [f"  {p}: {r}" for p, r in result.failures[:limit]]
+        if result.n_failed > limit:
+            lines.append(f"  ... and {result.n_failed - limit} more (featx info shows them)")
+    if result.duplicates:
+        n_files = sum(len(g) for g in result.duplicates)
+        lines.append(f"{len(result.duplicates)} groups of identical files ({n_files} files), "
+                     f"each kept on one side of the split; e.g. "
+                     f"{', '.join(result.duplicates[0][:3])}")
+    return lines
+
+

@@ -1,0 +1,158 @@
+"""JPEG decoding on the GPU (nvJPEG via torchvision.io.decode_jpeg), for `--decode gpu|auto`.
+
+Workers only read the file bytes and the EXIF orientation (PIL parses the header, no pixels);
+the main process decodes the whole batch on the device, then orients, resizes (bilinear,
+antialiased) and centre-crops it there. Anything else -- not a JPEG, CMYK, too large, or a file
+nvJPEG rejects -- goes through the CPU decoder, so every image is treated as `--decode cpu` would
+treat it, only faster.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from featx.decode import MAX_PIXELS
+from featx.loader import Batch, Decoder
+from featx.preprocess import PREPROCESSING, load_preprocessed
+
+GPU_PREPROCESSING = PREPROCESSING + ";decode=nvjpeg,orient+resize=torch-bilinear-antialias"
+EXIF_ORIENTATION = 0x0112
+
+# EXIF orientation -> the [3, H, W] transform that shows the image upright (as PIL's
+# ImageOps.exif_transpose does)
+ORIENT: dict[int, Callable[[Tensor], Tensor]] = {
+    1: lambda t: t,
+    2: lambda t: t.flip(-1),
+    3: lambda t: t.flip(-1).flip(-2),
+    4: lambda t: t.flip(-2),
+    5: lambda t: t.transpose(-1, -2),
+    6: lambda t: torch.rot90(t, k=-1, dims=(-2, -1)),
+    7: lambda t: t.transpose(-1, -2).flip(-1).flip(-2),
+    8: lambda t: torch.rot90(t, k=1, dims=(-2, -1)),
+}
+
+# an item: (row, path, jpeg bytes or None, orientation, CPU-decoded image or None, error)
+Item = tuple[int, str, Tensor | None, int, Tensor | None, str]
+
+
+class JpegBytes(Dataset):
+    """Raw bytes of plain RGB/grayscale JPEGs; everything else decoded on the CPU right away."""
+
+    def __init__(self, paths: Sequence[Path], image_size: int):
+        self.paths = [str(p) for p in paths]
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Item:
+        raw = _jpeg_for_gpu(self.paths[i])
+        if raw is not None:
+            data, orientation = raw
+            return i, self.paths[i], data, orientation, None, ""
+        try:
+            img, error = load_preprocessed(self.paths[i], self.image_size)
+        except Exception as e:  # a decoder bug must cost one image, not the run
+            img = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
+            error = f"unexpected decoding error ({type(e).__name__}: {e})"
+        return i, self.paths[i], None, 0, img, error
+
+
+def _jpeg_for_gpu(path: str) -> tuple[Tensor, int] | None:
+    """(bytes, EXIF orientation) when nvJPEG can take the file, else None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:3] != b"\xff\xd8\xff":
+            return None
+        with Image.open(io.BytesIO(data)) as img:  # header only: no pixels decoded
+            w, h = img.size
+            if img.format != "JPEG" or img.mode not in ("RGB", "L") or not 0 < w * h <= MAX_PIXELS:
+                return None
+            orientation = int(img.getexif().get(EXIF_ORIENTATION, 1))
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8), \
+            orientation if orientation in ORIENT else 1
+    except Exception:
+        return None  # the CPU decoder will find and record what is wrong
+
+
+def collate_items(items: list[Item]) -> list[Item]:
+    return items
+
+
+def orient_resize_crop(img: Tensor, orientation: int, size: int) -> Tensor:
+    """uint8 [3, H, W] (any device) -> upright, shorter side `size`, centre crop, uint8."""
+    img = ORIENT[orientation](img)
+    h, w = img.shape[-2:]
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nh, nw) != (h, w):
+        x = F.interpolate(img[None].float(), size=(nh, nw), mode="bilinear",
+                          align_corners=False, antialias=True)
+        img = x[0].round_().clamp_(0, 255).to(torch.uint8)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return img[:, top:top + size, left:left + size]
+
+
+def _decode(datas: list[Tensor], device: torch.device) -> list[Tensor | None]:
+    """Batched decode on `device`; on a failure, image by image (a bad file costs only itself)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        return list(decode_jpeg(datas, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError:
+        out: list[Tensor | None] = []
+        for d in datas:
+            try:
+                out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                out.append(None)
+        return out
+
+
+def finish(items: list[Item], device: torch.device, image_size: int) -> Batch:
+    """Decode the batch's JPEGs on `device`; the CPU-decoded ones are just moved there."""
+    idx = torch.tensor([it[0] for it in items], dtype=torch.long)
+    out = torch.empty(len(items), 3, image_size, image_size, dtype=torch.uint8, device=device)
+    errors = [it[5] for it in items]
+    on_gpu = [j for j, it in enumerate(items) if it[2] is not None]
+    for j, it in enumerate(items):
+        if it[2] is None:
+            out[j] = it[4].to(device, non_blocking=True)
+    if on_gpu:
+        decoded = _decode([items[j][2] for j in on_gpu], device)
+        for j, img in zip(on_gpu, decoded):
+            if img is None:  # nvJPEG refused it: the CPU decoder decides (and explains)
+                x, errors[j] = load_preprocessed(items[j][1], image_size)
+                out[j] = x.to(device)
+            else:
+                out[j] = orient_resize_crop(img, items[j][3], image_size)
+    return idx, out, errors
+
+
+GPU_DECODER = Decoder("gpu", GPU_PREPROCESSING, JpegBytes, collate_items, finish)
+_WORKS: dict[str, bool] = {}
+
+
+def gpu_decode_works(device: torch.device) -> bool:
+    """Whether nvJPEG decodes a small JPEG on `device` (checked once per device)."""
+    key = str(device)
+    if key not in _WORKS:
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), (10, 20, 30)).save(buf, format="JPEG")
+        try:
+            from torchvision.io import decode_jpeg
+            decode_jpeg(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8),
+                        device=device)
+            _WORKS[key] = True
+        except Exception:
+            _WORKS[key] = False
+    return _WORKS[key]
