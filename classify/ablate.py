@@ -1,0 +1,206 @@
+"""Ablation grids: many (cache, levels, model, weighting, stacking) rows, computed in parallel,
+each cached on disk, compared with McNemar's test against the L4-logreg baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from classify.atomic import write_json
+from classify.rows import Result, row_name, rows_document
+from featx.cache import Cache, fingerprint
+from featx.errors import FeatxError
+from featx.levels import parse_levels
+
+ROW_FORMAT = 1  # bump when a row's computation changes, so old cached rows are not reused
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One row of a grid; `meta` set means a stack of per-level `model`s."""
+
+    cache: str
+    levels: tuple[str, ...]
+    model: str = "logreg"
+    weighted: bool = False
+    meta: str | None = None
+
+    @property
+    def name(self) -> str:
+        return row_name(self.levels, self.model, self.weighted, self.meta)
+
+    def key(self, cache_fingerprint: str, seed: int) -> str:
+        """Names the stored result: what the row computes, not where the cache lies."""
+        from classify.models import model_kind
+
+        spec = {k: v for k, v in asdict(self).items() if k != "cache"}
+        return fingerprint({"cache": cache_fingerprint, "row": spec, "seed": seed,
+                            "grid": model_kind(self.model).grid, "format": ROW_FORMAT})[:24]
+
+
+Shape = tuple[tuple[str, ...], str, bool, str | None]  # levels, model, weighted, meta
+
+
+def _deep(levels: Sequence[str]) -> str:
+    return "L4" if "L4" in levels else levels[-1]
+
+
+def default_grid(levels: Sequence[str]) -> list[Shape]:
+    """Each level alone; L4 vs L3+L4 vs all concatenated vs stacked; weighted vs not; logreg vs
+    LightGBM."""
+    lv, deep = tuple(levels), _deep(levels)
+    rows: list[Shape] = [((x,), "logreg", False, None) for x in lv]
+    if "L3" in lv and "L4" in lv:
+        rows.append((("L3", "L4"), "logreg", False, None))
+    for w in (False, True):
+        rows += [((deep,), "logreg", w, None), (lv, "logreg", w, None),
+                 (lv, "logreg", w, "weighted")]
+    rows += [(lv, "logreg", False, "logreg"), ((deep,), "lgbm", False, None),
+             ((deep,), "lgbm", True, None)]
+    return rows
+
+
+def quick_grid(levels: Sequence[str]) -> list[Shape]:
+    """A few cheap rows (for tests and a first look)."""
+    deep = _deep(levels)
+    pair = tuple(levels[-2:]) if len(levels) > 1 else (deep,)
+    return [((deep,), "logreg", False, None), (pair, "logreg", False, None),
+            (pair, "logreg", False, "weighted"), ((deep,), "logreg", True, None)]
+
+
+GRIDS: dict[str, Callable[[Sequence[str]], list[Shape]]] = {"default": default_grid,
+                                                            "quick": quick_grid}
+
+
+def _grid_file(path: Path) -> Callable[[Sequence[str]], list[Shape]]:
+    """A JSON list of {"levels": "L3,L4", "model": "logreg", "weighted": false, "meta": null}."""
+    try:
+        items = json.loads(path.read_text())
+        shapes = [(tuple(parse_levels(it["levels"])), str(it.get("model", "logreg")),
+                   bool(it.get("weighted", False)), it.get("meta")) for it in items]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise FeatxError(f"{path}: not a grid file (a JSON list of rows with levels, model, "
+                         f"weighted, meta): {e}") from None
+    return lambda levels: shapes
+
+
+def grid_specs(caches: Sequence[str], grid: str) -> tuple[list[RowSpec], RowSpec]:
+    """The rows of `grid` over `caches`, and the baseline (L4 logreg on the first cache)."""
+    from classify.models import MODELS
+    from classify.stacking import META_MODELS
+
+    if grid in GRIDS:
+        make = GRIDS[grid]
+    elif Path(grid).is_file():
+        make = _grid_file(Path(grid))
+    else:
+        raise FeatxError(f"--grid {grid!r}: not a grid name ({', '.join(GRIDS)}) nor a file")
+    specs: list[RowSpec] = []
+    for c in caches:
+        with Cache(c) as cache:
+            levels = cache.levels
+        if not levels:
+            raise FeatxError(f"{c}: the cache has no feature level")
+        for lv, model, weighted, meta in make(levels):
+            missing = [x for x in lv if x not in levels]
+            if missing:
+                raise FeatxError(f"{c}: level {', '.join(missing)} is not in this cache "
+                                 f"(it has {', '.join(levels)})")
+            if model not in MODELS or (meta is not None and meta not in META_MODELS):
+                raise FeatxError(f"grid row {lv} {model} {meta}: unknown model or meta")
+            s = RowSpec(str(c), tuple(lv), model, weighted, meta)
+            if s not in specs:
+                specs.append(s)
+    with Cache(caches[0]) as cache:
+        base = RowSpec(str(caches[0]), (_deep(cache.levels),), "logreg", False, None)
+    if base not in specs:
+        specs.insert(0, base)
+    return specs, base
+
+
+def run_row(spec: RowSpec, seed: int, out_file: str) -> dict:
+    """Compute one row (single-threaded) and store it in `out_file`."""
+    from classify.training import run_fit, run_stack
+
+    if spec.meta is None:
+        trained = run_fit(spec.cache, list(spec.levels), spec.model, spec.weighted, seed=seed,
+                          jobs=1, quiet=True)
+        res = trained.results[0]
+    else:
+        trained = run_stack(spec.cache, list(spec.levels), spec.model, spec.meta, spec.weighted,
+                            seed=seed, jobs=1, quiet=True)
+        res = trained.results[-1]
+    stored = {"row": rows_document([res])["rows"][0], "test_true": res.test_true.tolist(),
+              "test_pred": res.test_pred.tolist(), "test_paths": res.test_paths}
+    write_json(out_file, stored)
+    return stored
+
+
+def _load_row(path: Path) -> Result | None:
+    try:
+        d = json.loads(path.read_text())
+        return Result(d["row"], np.asarray(d["test_true"]), np.asarray(d["test_pred"]),
+                      d["test_paths"])
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: computed again
+
+
+def add_mcnemar(results: Sequence[Result], base: Result) -> None:
+    """Each row's exact McNemar test against `base` on the test images both have."""
+    from classify.metrics import mcnemar
+
+    where = {p: i for i, p in enumerate(base.test_paths)}
+    base_ok = base.test_true == base.test_pred
+    for r in results:
+        idx = [(i, where[p]) for i, p in enumerate(r.test_paths) if p in where]
+        if not idx:
+            r.row["mcnemar_p"] = None
+            continue
+        a, b = (np.array(x) for x in zip(*idx))
+        m = mcnemar((r.test_true == r.test_pred)[a], base_ok[b])
+        r.row["mcnemar_p"] = m["p_value"]
+        r.row["mcnemar"] = {**m, "n_paired": len(a), "baseline": base.row["name"]}
+
+
+@dataclass
+class GridRun:
+    results: list[Result]
+    computed: int
+    reused: int
+
+
+def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
+             seed: int = 0, quiet: bool = False) -> GridRun:
+    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    specs, base = grid_specs(caches, grid)
+    fps = {}
+    for c in caches:
+        with Cache(c) as cache:
+            fps[str(c)] = cache.fingerprint
+    rows_dir = Path(out) / "rows"
+    files = [rows_dir / f"{s.key(fps[s.cache], seed)}.json" for s in specs]
+    done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
+    todo = [i for i in range(len(specs)) if i not in done]
+    if todo:
+        rows_dir.mkdir(parents=True, exist_ok=True)
+        gen = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")(
+            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i])) for i in todo)
+        for i, stored in tqdm(gen, total=len(todo), desc="ablation rows", unit="row",
+                              disable=quiet):
+            done[i] = Result(stored["row"], np.asarray(stored["test_true"]),
+                             np.asarray(stored["test_pred"]), stored["test_paths"])
+    results = [done[i] for i in range(len(specs))]
+    add_mcnemar(results, results[specs.index(base)])
+    return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
+
+
+def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str) -> tuple[int, dict]:
+    return i, run_row(spec, seed, out_file)

@@ -1,0 +1,224 @@
+"""The `classify` command line: fit, stack, ablate, predict. Heavy imports happen inside the
+commands, so `classify --help` loads neither torch nor scikit-learn."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import click
+
+from classify.models import MODELS
+from featx.errors import FeatxError
+from featx.levels import parse_levels
+
+META_CHOICES = ("weighted", "logreg", "lgbm")  # classify.stacking.META_MODELS, without sklearn
+
+
+def _one_line_errors(fn):
+    """FeatxError -> click's one-line 'Error: ...' and exit code 1, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FeatxError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+def _levels(ctx, param, value: str) -> list[str]:
+    try:
+        return parse_levels(value)
+    except FeatxError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+_CACHE = click.argument("cache", type=click.Path(dir_okay=False))
+_JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
+                     help="Write SPEC's {\"rows\": [...]} document here.")
+_REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
+                       help="Write confusion / per-class recall PNGs and an HTML page here.")
+_QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+_SEED = click.option("--seed", default=0, show_default=True, help="Seed of folds and models.")
+_JOBS = click.option("--jobs", type=int, default=None,
+                     help="Parallel workers (default: one per CPU core).")
+_WEIGHTED = click.option("--weighted", is_flag=True,
+                         help="Class-balanced training (weights inversely proportional to "
+                              "class frequency).")
+
+
+def _emit(results, classes, json_path, report_dir, title: str) -> None:
+    from classify.atomic import write_json
+    from classify.report import text_table, write_report
+    from classify.rows import rows_document
+
+    doc = rows_document(results)
+    click.echo(text_table(doc["rows"]))
+    if json_path:
+        write_json(json_path, doc)
+    if report_dir:
+        page = write_report(report_dir, doc["rows"], classes, title=title)
+        click.echo(f"report: {page}", err=True)
+
+
+def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
+    from classify.atomic import check_writable
+
+    for is_folder, paths in ((False, files), (True, folders)):
+        for flag, path in paths.items():
+            if path:
+                check_writable(path, flag, folder=is_folder)
+
+
+def _jobs(jobs: int | None) -> int:
+    if jobs is not None and jobs < 1:
+        raise FeatxError(f"--jobs {jobs}: give a positive number")
+    return jobs or os.cpu_count() or 1
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Classical models, stacking and ablation grids on featx feature caches."""
+
+
+@main.command()
+@_CACHE
+@click.option("--levels", default="L4", show_default=True, callback=_levels,
+              help="Levels side by side: L4, L3,L4, L0-L4.")
+@click.option("--model", type=click.Choice(list(MODELS)), default="logreg", show_default=True)
+@_WEIGHTED
+@click.option("--cv", type=int, default=None,
+              help="Choose hyperparameters by K-fold CV on train instead of on val.")
+@click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
+@_JSON
+@_REPORT
+@_QUIET
+@_SEED
+@_JOBS
+@_one_line_errors
+def fit(cache, levels, model, weighted, cv, model_out, json_path, report_dir, quiet, seed, jobs):
+    """Train one model on CACHE's LEVELS; evaluate on val and test."""
+    from classify.persist import save_model
+    from classify.training import run_fit
+
+    if cv is not None and cv < 2:
+        raise FeatxError(f"--cv {cv}: give K >= 2 folds")
+    _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
+    trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
+                      quiet=quiet)
+    _emit(trained.results, trained.data.classes, json_path, report_dir,
+          f"classify fit: {trained.results[0].row['name']}")
+    if model_out:
+        click.echo(f"model: {save_model(model_out, trained)}", err=True)
+
+
+@main.command()
+@_CACHE
+@click.option("--levels", default="L0-L4", show_default=True, callback=_levels)
+@click.option("--base", type=click.Choice(list(MODELS)), default="logreg", show_default=True,
+              help="Per-level base model (its default hyperparameters).")
+@click.option("--meta", type=click.Choice(META_CHOICES), default="weighted", show_default=True,
+              help="weighted = learned non-negative weighted average of level probabilities.")
+@_WEIGHTED
+@click.option("--folds", type=int, default=5, show_default=True,
+              help="Out-of-fold probabilities from K stratified folds.")
+@click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
+@_JSON
+@_REPORT
+@_QUIET
+@_SEED
+@_JOBS
+@_one_line_errors
+def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, report_dir, quiet,
+          seed, jobs):
+    """Stack per-level models of CACHE; rows for each level and for the stack."""
+    from classify.persist import save_model
+    from classify.training import run_stack
+
+    if folds < 2:
+        raise FeatxError(f"--folds {folds}: give K >= 2 folds")
+    _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
+    trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
+                        jobs=_jobs(jobs), quiet=quiet)
+    _emit(trained.results, trained.data.classes, json_path, report_dir,
+          f"classify stack: {trained.results[-1].row['name']}")
+    if model_out:
+        click.echo(f"model: {save_model(model_out, trained)}", err=True)
+
+
+@main.command()
+@click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--grid", default="default", show_default=True,
+              help="default, quick, or a JSON file listing rows.")
+@click.option("--out", "out_dir", default="cache/ablation", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Table (ablation.md/.csv/.json) and cached rows go here.")
+@_JSON
+@_REPORT
+@_QUIET
+@_SEED
+@_JOBS
+@_one_line_errors
+def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
+    """Run an ablation grid over one or more CACHES; one table with McNemar tests."""
+    from pathlib import Path
+
+    from classify.ablate import run_grid
+    from classify.atomic import write_json, write_text
+    from classify.report import csv_table, markdown_table, text_table, write_report
+    from classify.rows import rows_document
+
+    _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
+    run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet)
+    doc = rows_document(run.results)
+    out = Path(out_dir)
+    write_text(out / "ablation.md", markdown_table(doc["rows"]))
+    write_text(out / "ablation.csv", csv_table(doc["rows"]))
+    write_json(out / "ablation.json", doc)
+    if json_path:
+        write_json(json_path, doc)
+    click.echo(text_table(doc["rows"]))
+    click.echo(f"{run.computed} rows computed, {run.reused} reused; table in "
+               f"{out / 'ablation.md'}", err=True)
+    if report_dir:
+        from featx.cache import Cache
+
+        with Cache(caches[0]) as c:
+            classes = c.classes
+        click.echo(f"report: {write_report(report_dir, doc['rows'], classes, 'classify ablate')}",
+                   err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path())
+@click.option("--out", "csv_out", default="predictions.csv", show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--batch-size", default=64, show_default=True,
+              help="Images per batch when TARGET is an image folder.")
+@click.option("--device", default="auto", show_default=True,
+              help="Feature extraction device for an image folder.")
+@_QUIET
+@_one_line_errors
+def predict(model, target, csv_out, batch_size, device, quiet):
+    """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
+    from pathlib import Path
+
+    from classify.atomic import write_text
+    from classify.persist import load_model
+    from classify.predict import predict_cache, predict_images, predictions_csv
+
+    _check_outputs({"--out": csv_out}, {})
+    bundle = load_model(model)
+    target = Path(target)
+    if target.is_dir():
+        preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
+    elif target.exists():
+        preds = predict_cache(bundle, target)
+    else:
+        raise FeatxError(f"{target}: no such cache file or image folder")
+    write_text(csv_out, predictions_csv(preds, bundle["classes"]))
+    failed = sum(1 for e in preds.errors if e)
+    click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
+               + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
+               err=True)

@@ -1,0 +1,129 @@
+"""`classify predict`: a model file + a cache or a folder of images -> per-image probabilities."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from featx.cache import Cache, CacheError
+from featx.dataset import is_image
+from featx.errors import FeatxError
+
+
+@dataclass
+class Predictions:
+    paths: list[str]
+    proba: np.ndarray  # [n, n_classes]; rows of failed images are NaN
+    errors: list[str]
+    labels: list[str] | None = None  # true class names, when known
+    split: list[str] | None = None
+
+
+def _proba(bundle: dict, X: np.ndarray) -> np.ndarray:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return bundle["estimator"].predict_proba(X)
+
+
+def _assemble(bundle: dict, features: dict, valid: np.ndarray) -> np.ndarray:
+    proba = np.full((len(valid), len(bundle["classes"])), np.nan)
+    rows = np.flatnonzero(valid)
+    if len(rows):
+        X = np.concatenate([np.asarray(features[lv])[rows].astype(np.float32)
+                            for lv in bundle["levels"]], axis=1)
+        proba[rows] = _proba(bundle, X)
+    return proba
+
+
+def predict_cache(bundle: dict, path: str | os.PathLike) -> Predictions:
+    """Every row of a cache whose features were made like the model's training features."""
+    with Cache(path) as cache:
+        theirs = str(cache.attrs.get("feature_fingerprint", ""))
+        if theirs != bundle["feature_fingerprint"]:
+            raise CacheError(f"{path}: its features were made with other settings than the "
+                             f"model's (feature_fingerprint {theirs[:12] or 'missing'} != "
+                             f"{bundle['feature_fingerprint'][:12]}; {_settings_diff(bundle, cache)})")
+        cache.check_levels(bundle["levels"])
+        for lv, d in bundle["dims"].items():
+            if cache.dims[lv] != d:
+                raise CacheError(f"{path}: level {lv} has {cache.dims[lv]} dims, the model "
+                                 f"expects {d}")
+        valid = cache.valid
+        features = {lv: cache.f["features"][lv][:] for lv in bundle["levels"]}
+        proba = _assemble(bundle, features, valid)
+        labels = [cache.classes[y] for y in cache.labels]
+        split = [cache.split_names[s] for s in cache.split]
+        errors = [e or ("" if v else "invalid row") for e, v in zip(cache.errors, valid)]
+        return Predictions(cache.paths, proba, errors, labels, split)
+
+
+def _settings_diff(bundle: dict, cache: Cache) -> str:
+    ours = bundle.get("extract", {})
+    diffs = [f"{k} {cache.attrs.get(k)!r} vs {ours[k]!r}" for k in ours
+             if k in cache.attrs and str(cache.attrs.get(k)) != str(ours[k])
+             and k != "layers"]
+    return "; ".join(diffs) if diffs else "see featx info"
+
+
+def find_images(folder: Path) -> list[str]:
+    """Relative paths of every image under `folder`, sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        out += [Path(dirpath, n).relative_to(folder).as_posix() for n in filenames
+                if is_image(n) and not n.startswith(".")]
+    return sorted(out)
+
+
+def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int = 64,
+                   device: str = "auto", quiet: bool = False) -> Predictions:
+    """Extract features of the images under `folder` with the model's cache settings, then
+    predict; refuses if the extracted features would not match the model's."""
+    folder = Path(folder)
+    rel = find_images(folder)
+    if not rel:
+        raise FeatxError(f"{folder}: no images found")
+    ex = bundle.get("extract", {})
+    needed = ("backbone", "weights_source", "layers", "pool", "image_size", "dtype")
+    if any(k not in ex for k in needed):
+        raise FeatxError(f"the model was trained on a cache without featx extract settings "
+                         f"({', '.join(k for k in needed if k not in ex)} missing): predict "
+                         f"on a cache instead")
+    from featx.extract import extract_images  # torch: only for this path
+
+    features, valid, errors, fp = extract_images(
+        [folder / p for p in rel], backbone=ex["backbone"], weights=ex["weights_source"],
+        layers=ex["layers"], pool=ex["pool"], image_size=int(ex["image_size"]),
+        dtype=ex["dtype"], seed=int(ex.get("seed", 0)), batch_size=batch_size, device=device,
+        quiet=quiet)
+    if fp != bundle["feature_fingerprint"]:
+        raise FeatxError(f"{folder}: features extracted here do not match the model's "
+                         f"(feature_fingerprint {fp[:12]} != {bundle['feature_fingerprint'][:12]}"
+                         f"); e.g. another device precision or decoder: extract a cache with "
+                         f"featx extract and predict on it")
+    proba = _assemble(bundle, features, np.asarray(valid, dtype=bool))
+    return Predictions(rel, proba, [e or "" for e in errors])
+
+
+def predictions_csv(preds: Predictions, classes: list[str]) -> str:
+    """CSV text: path, [split, label,] predicted, p_<class>..., error."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["path"] + (["split"] if preds.split else []) + (["label"] if preds.labels else [])
+    w.writerow(head + ["predicted"] + [f"p_{c}" for c in classes] + ["error"])
+    for i, path in enumerate(preds.paths):
+        row = [path] + ([preds.split[i]] if preds.split else []) + (
+            [preds.labels[i]] if preds.labels else [])
+        p = preds.proba[i]
+        if np.isnan(p).any():
+            row += [""] + [""] * len(classes)
+        else:
+            row += [classes[int(p.argmax())]] + [f"{v:.6f}" for v in p]
+        w.writerow(row + [preds.errors[i]])
+    return buf.getvalue()

@@ -1,0 +1,191 @@
+"""Rows -> a printed table, Markdown, CSV, and a report folder with figures and a page."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from classify.atomic import write_atomic, write_text
+
+
+def _pct(v) -> str:
+    return "" if v is None or v != v else f"{100 * v:.2f}"
+
+
+def _p(v) -> str:
+    return "" if v is None else ("<1e-4" if v < 1e-4 else f"{v:.4f}")
+
+
+def _cache_label(row: dict) -> str:
+    return Path(row.get("cache", "")).stem
+
+
+COLUMNS = [  # (header, value of a row)
+    ("name", lambda r: r["name"]),
+    ("val acc", lambda r: _pct(r["val"]["accuracy"])),
+    ("val mrec", lambda r: _pct(r["val"]["macro_recall"])),
+    ("test acc", lambda r: _pct(r["test"]["accuracy"])),
+    ("test mrec", lambda r: _pct(r["test"]["macro_recall"])),
+    ("test mF1", lambda r: _pct(r["test"]["macro_f1"])),
+    ("acc 95% CI", lambda r: "–".join(_pct(v) for v in r["test"]["accuracy_ci95"])),
+    ("n test", lambda r: str(r["test"]["n"])),
+]
+MCNEMAR = ("McNemar p vs base", lambda r: _p(r.get("mcnemar_p")))
+CACHE = ("cache", _cache_label)
+
+
+def _columns(rows: Sequence[dict]):
+    cols = list(COLUMNS)
+    if len({r.get("cache") for r in rows}) > 1:
+        cols.insert(0, CACHE)
+    if any("mcnemar_p" in r for r in rows):
+        cols.append(MCNEMAR)
+    return cols
+
+
+def text_table(rows: Sequence[dict]) -> str:
+    """An aligned plain-text table for the terminal."""
+    cols = _columns(rows)
+    cells = [[h for h, _ in cols]] + [[f(r) for _, f in cols] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(line, widths))) for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    cols = _columns(rows)
+    out = ["| " + " | ".join(h for h, _ in cols) + " |",
+           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
+    out += ["| " + " | ".join(f(r).replace("|", "\\|") for _, f in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "val_macro_recall",
+              "test_accuracy", "test_macro_recall", "test_macro_f1", "test_accuracy_ci_lo",
+              "test_accuracy_ci_hi", "test_n", "mcnemar_p", "mcnemar_a_only", "mcnemar_b_only"]
+
+
+def csv_table(rows: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        t, v = r["test"], r["val"]
+        w.writerow({"name": r["name"], "cache": r.get("cache", ""), "levels": "+".join(r["levels"]),
+                    "model": r["model"], "weighted": r["weighted"],
+                    "val_accuracy": v["accuracy"], "val_macro_recall": v["macro_recall"],
+                    "test_accuracy": t["accuracy"], "test_macro_recall": t["macro_recall"],
+                    "test_macro_f1": t["macro_f1"], "test_accuracy_ci_lo": t["accuracy_ci95"][0],
+                    "test_accuracy_ci_hi": t["accuracy_ci95"][1], "test_n": t["n"],
+                    "mcnemar_p": r.get("mcnemar_p", ""),
+                    "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
+                    "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", "")})
+    return buf.getvalue()
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                               bbox_inches="tight"))
+    plt.close(fig)
+
+
+def confusion_png(path: Path, cm: Sequence[Sequence[int]], classes: Sequence[str],
+                  title: str) -> None:
+    """Row-normalised confusion matrix with counts."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(cm[i, j])}", ha="center", va="center",
+                    fontsize=7, color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="recall share")
+    _save_figure(fig, path)
+
+
+def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None:
+    """Per-class test recall, one bar group per class, one bar per row (at most 8 rows)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(rows)[:8]
+    k = len(classes)
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * k), 3.8))
+    for i, r in enumerate(rows):
+        rec = [r["test"]["per_class_recall"].get(c) or 0.0 for c in classes]
+        ax.bar(np.arange(k) + (i - (len(rows) - 1) / 2) * width, rec, width, label=r["name"])
+    ax.set_xticks(range(k), classes, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test recall")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save_figure(fig, path)
+
+
+def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
+    """The rows worth a figure: the best by test accuracy first."""
+    order = sorted(rows, key=lambda r: -(r["test"]["accuracy"] or 0))
+    return order[:limit]
+
+
+def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Sequence[str],
+                 title: str = "classify report") -> Path:
+    """confusion_<i>.png for the best rows, recall.png, table.md, table.csv and index.html."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    picked = _pick(rows)
+    images = []
+    for i, r in enumerate(picked):
+        name = f"confusion_{i + 1}.png"
+        confusion_png(folder / name, r["test"]["confusion"], classes,
+                      f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
+        images.append((name, r["name"]))
+    recall_png(folder / "recall.png", picked, classes)
+    write_text(folder / "table.md", markdown_table(rows))
+    write_text(folder / "table.csv", csv_table(rows))
+    write_text(folder / "index.html", _page(title, rows, images))
+    return folder / "index.html"
+
+
+def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]]) -> str:
+    cols = _columns(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
+                   for r in rows)
+    figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
+                   f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}}
+figure{{display:inline-block;margin:1em}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Accuracy and macro recall in %; the interval is a bootstrap 95% CI of test accuracy.</p>
+<table><tr>{head}</tr>{body}</table>
+<h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
+<h2>Confusion matrices (test, best rows)</h2>{figs}
+</body></html>
+"""

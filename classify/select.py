@@ -1,0 +1,95 @@
+"""Hyperparameter selection on the validation split or by K-fold cross-validation on train.
+
+Test rows never reach this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from classify.models import make_model, model_kind
+from featx.errors import FeatxError
+
+
+@dataclass
+class Selected:
+    """The chosen estimator (fitted on all of train), its parameters and every candidate's score."""
+
+    estimator: object
+    params: dict
+    metric: str
+    scores: list[tuple[dict, float]] = field(default_factory=list)
+
+
+def selection_metric(weighted: bool) -> str:
+    """Balanced training aims at macro recall, so that is what picks its hyperparameters."""
+    return "macro_recall" if weighted else "accuracy"
+
+
+def _score(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
+    if metric == "accuracy":
+        return float(np.mean(y_true == y_pred))
+    recalls = [np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]
+    return float(np.mean(recalls))
+
+
+def _fit_score(est, X, y, fit_rows, X_eval, y_eval, metric):
+    Xf, yf = (X, y) if fit_rows is None else (X[fit_rows], y[fit_rows])
+    est.fit(Xf, yf)
+    return est, _score(y_eval, est.predict(X_eval), metric)
+
+
+def select_and_fit(model: str, X_train: np.ndarray, y_train: np.ndarray,
+                   X_val: np.ndarray | None, y_val: np.ndarray | None, *, weighted: bool = False,
+                   cv: int | None = None, seed: int = 0, jobs: int | None = None,
+                   quiet: bool = False) -> Selected:
+    """Try every point of the model's grid, scored on val (or K-fold CV on train when `cv`),
+    and return the best one fitted on train."""
+    threads = None if jobs in (None, 1) else 1  # candidates run in parallel: one thread each
+    base = make_model(model, weighted=weighted, seed=seed, threads=threads)
+    grid = list(ParameterGrid(model_kind(model).grid))
+    metric = selection_metric(weighted)
+    if cv:
+        counts = np.bincount(y_train)
+        if cv < 2 or counts[counts > 0].min() < cv:
+            raise FeatxError(f"--cv {cv}: need K >= 2 and at least K training rows per class "
+                             f"(the rarest class has {counts[counts > 0].min()})")
+        folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed)
+                     .split(np.zeros(len(y_train)), y_train))
+        tasks = [(gi, tr, te) for gi in range(len(grid)) for tr, te in folds]
+        desc = f"{model}: {len(grid)} candidates x {cv} folds"
+    else:
+        if X_val is None or len(y_val) == 0:
+            raise FeatxError("the cache has no validation images to choose hyperparameters on: "
+                             "pass --cv K to choose them by cross-validation on train")
+        tasks = [(gi, None, None) for gi in range(len(grid))]
+        desc = f"{model}: {len(grid)} candidates on val"
+    with threadpool_limits(limits=1, user_api="blas"):
+        gen = Parallel(n_jobs=jobs, prefer="threads", return_as="generator")(
+            delayed(_fit_score)(clone(base).set_params(**grid[gi]), X_train, y_train, tr,
+                                X_val if te is None else X_train[te],
+                                y_val if te is None else y_train[te], metric)
+            for gi, tr, te in tasks)
+        results = list(tqdm(gen, total=len(tasks), desc=desc, unit="fit", disable=quiet,
+                            leave=False))
+    per_candidate: dict[int, list[float]] = {}
+    fitted: dict[int, object] = {}
+    for (gi, tr, te), (est, score) in zip(tasks, results):
+        per_candidate.setdefault(gi, []).append(score)
+        if te is None:
+            fitted[gi] = est
+    scores = [(grid[gi], float(np.mean(s))) for gi, s in sorted(per_candidate.items())]
+    best = int(np.argmax([s for _, s in scores]))  # first of equals: grids go simple -> complex
+    if best in fitted:
+        est = fitted[best]
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            est = clone(base).set_params(**grid[best]).fit(X_train, y_train)
+    return Selected(estimator=est, params=dict(grid[best]), metric=metric, scores=scores)
