@@ -1,0 +1,209 @@
+"""`finetune list | plan | run | eval`: the papers' recipes trained end to end."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from featx.errors import FeatxError
+from finetune.recipes import RECIPES, Recipe, get_recipe, override
+
+
+def _one_line_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FeatxError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def _int_list(ctx, param, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give comma-separated integers, e.g. 10,10,5") \
+            from None
+
+
+# hyperparameter overrides shared by `plan` and `run` (None = the recipe's paper value)
+_OVERRIDES = [
+    click.option("--backbone", help="Backbone (default: the recipe's; resnet18..152, vgg16/19)."),
+    click.option("--epochs", type=click.IntRange(min=0), help="Epochs of every stage."),
+    click.option("--stage-epochs", callback=_int_list, metavar="N,N,...",
+                 help="Epochs per stage, one number per stage."),
+    click.option("--lr", type=click.FloatRange(min=0), help="Learning rate of every stage's base "
+                 "parameter group."),
+    click.option("--head-lr", type=click.FloatRange(min=0),
+                 help="Learning rate of the heads/combiner group (resnet_ensemble)."),
+    click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser."),
+    click.option("--momentum", type=click.FloatRange(min=0), help="SGD momentum."),
+    click.option("--nesterov/--no-nesterov", default=None, help="SGD Nesterov momentum."),
+    click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay."),
+    click.option("--batch-size", type=click.IntRange(min=1), help="Batch size per process "
+                 "(paper: 32)."),
+    click.option("--image-size", type=click.IntRange(min=16), help="Crop size (paper: 224)."),
+    click.option("--sampler", type=click.Choice(["weighted", "shuffle"]),
+                 help="weighted: class-balanced random sampling (paper 1); shuffle: plain."),
+    click.option("--augment", type=click.Choice(["resnet", "vgg", "none"]),
+                 help="Training augmentation (default: the recipe's)."),
+    click.option("--scheduler", type=click.Choice(["none", "cosine"]),
+                 help="Learning-rate schedule within each stage (papers: none)."),
+    click.option("--dropout", type=click.FloatRange(0, 1), help="Dropout probability of the "
+                 "recipes that have a dropout layer."),
+    click.option("--split", help="Train/val/test split, e.g. 80/5/15 (default: the recipe's)."),
+]
+
+
+def _overrides(fn: Callable) -> Callable:
+    for opt in reversed(_OVERRIDES):
+        fn = opt(fn)
+    return fn
+
+
+def _recipe(name: str, kw: dict) -> Recipe:
+    """The recipe with the command line's overrides (popped from kw)."""
+    keys = ("backbone", "epochs", "stage_epochs", "lr", "head_lr", "optimizer", "momentum",
+            "nesterov", "weight_decay", "batch_size", "image_size", "sampler", "augment",
+            "scheduler", "dropout", "split")
+    return override(get_recipe(name), **{k: kw.pop(k) for k in keys})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Fine-tune ResNet / VGG end to end with the reference papers' recipes."""
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the recipes as JSON.")
+def list_cmd(as_json: bool) -> None:
+    """The recipes with their paper hyperparameters."""
+    from finetune.recipes import recipe_to_dict
+
+    if as_json:
+        click.echo(json.dumps({n: recipe_to_dict(r) for n, r in RECIPES.items()}, indent=2))
+        return
+    for r in RECIPES.values():
+        click.echo(f"{r.name}  ({r.backbone}, batch {r.batch_size}, {r.image_size} px, "
+                   f"sampler {r.sampler}, augment {r.augment}, split {r.split})")
+        click.echo(f"    {r.description}")
+        for st in r.stages:
+            o = st.optimizer
+            extra = (f", momentum {o.momentum}{' nesterov' if o.nesterov else ''}"
+                     if o.name == "sgd" else "")
+            groups = "".join(f", {'/'.join(p)} lr {lr:g}" for p, lr in o.group_lrs)
+            click.echo(f"    stage {st.name}: {st.epochs} epochs, {o.name} lr {o.lr:g}{extra}, "
+                       f"wd {o.weight_decay:g}{groups}; loss {st.loss}")
+        click.echo(f"    [{r.paper}]")
+
+
+@main.command()
+@click.argument("recipe")
+@_overrides
+@click.option("--classes", "n_classes", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Number of classes the model is built for.")
+@click.option("--json", "as_json", is_flag=True, help="Print SPEC's plan JSON.")
+@_one_line_errors
+def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
+    """What RECIPE trains, stage by stage, without training."""
+    from finetune import models
+    from finetune.plan import recipe_plan
+
+    rec = _recipe(recipe, kw)
+    model, _ = models.build(rec, n_classes, "none", progress=False)
+    p = recipe_plan(model, rec)
+    if as_json:
+        click.echo(json.dumps(p, indent=2))
+        return
+    click.echo(f"{p['recipe']} on {p['backbone']}")
+    for st in p["stages"]:
+        groups = ", ".join(f"{g['n']:,} at lr {g['lr']:g}" for g in st["param_groups"])
+        click.echo(f"  {st['name']}: {st['epochs']} epochs, {st['optimizer']['name']}, "
+                   f"{len(st['trainable'])} tensors / {st['n_trainable']:,} parameters "
+                   f"({groups})")
+
+
+@main.command()
+@click.argument("recipe")
+@click.option("--data", required=True, help="Class-folder tree or CSV manifest.")
+@_overrides
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet, none (random, seeded) or PATH to a backbone state_dict.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: runs/RECIPE).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Image loading processes (default: min(8, CPUs)).")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1),
+              help="Cap on optimiser steps per epoch (quick runs).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also write last.pt every N steps (0: at the end of each epoch only).")
+@click.option("--amp", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help="Mixed precision on CUDA (bf16 where supported, else fp16).")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+@_one_line_errors
+def run(recipe: str, data: str, weights: str, device: str, out: Path | None, resume: bool,
+        seed: int, workers: int | None, steps_per_epoch: int | None, checkpoint_every: int,
+        amp: str, quiet: bool, **kw) -> None:
+    """Train RECIPE on DATA; writes config.json, metrics.jsonl, best.pt, last.pt, test.json and
+    confusion.png into --out. Start with torchrun for several GPUs or nodes."""
+    from finetune.config import RunConfig
+    from finetune.train import run as train_run
+
+    rec = _recipe(recipe, kw)
+    out = out or Path("runs") / rec.name
+    cfg = RunConfig(recipe=rec, data=data, out=out, weights=weights, seed=seed, device=device,
+                    workers=min(8, os.cpu_count() or 1) if workers is None else workers,
+                    quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
+                    checkpoint_every=checkpoint_every, amp=amp)
+    test = train_run(cfg)
+    if test is not None:
+        click.echo(f"{rec.name} ({rec.backbone}): test accuracy {100 * test['accuracy']:.2f}%, "
+                   f"macro recall {100 * test['macro_recall']:.2f}% (n={test['n']}) -> {out}")
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", required=True, help="The run's DATA (same images and split).")
+@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
+              show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write classify's rows JSON here.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@_one_line_errors
+def eval_cmd(run_dir: Path, data: str, which: str, json_path: Path | None, device: str,
+             batch_size: int | None, workers: int, quiet: bool) -> None:
+    """Evaluate RUN_DIR's checkpoint on DATA's val and test images."""
+    from finetune.evaluate import evaluate_run
+    from finetune.files import write_json
+
+    report = evaluate_run(run_dir, data, which, device=device, workers=workers,
+                          batch_size=batch_size, quiet=quiet)
+    for row in report["rows"]:
+        for split in ("val", "test"):
+            m = row[split]
+            text = "no images" if m is None else (
+                f"accuracy {100 * m['accuracy']:.2f}%, macro recall {100 * m['macro_recall']:.2f}%"
+                f", macro F1 {100 * m['macro_f1']:.2f}% (n={m['n']})")
+            click.echo(f"{row['model']} {split}: {text}")
+    if json_path:
+        write_json(report, json_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""A run's settings, what is written to config.json, and the check that --resume continues the
+same run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from featx.dataset import Collection
+from featx.errors import FeatxError
+from featx.preprocess import PREPROCESSING
+from finetune.recipes import Recipe, recipe_to_dict
+
+
+@dataclass
+class RunConfig:
+    recipe: Recipe  # with the command line's overrides applied
+    data: str
+    out: Path
+    weights: str = "imagenet"
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    quiet: bool = False
+    resume: bool = False
+    steps_per_epoch: int | None = None  # cap on optimiser steps per epoch (quick runs)
+    checkpoint_every: int = 0  # also write last.pt every N steps (0: at epoch ends only)
+    amp: str = "auto"  # auto: bf16 (or fp16 + grad scaling) on CUDA, off elsewhere
+
+
+def collection_digest(c: Collection) -> str:
+    """Identifies the file list, labels and split."""
+    h = hashlib.sha256()
+    for p, y, s in zip(c.paths, c.labels.tolist(), c.split.tolist()):
+        h.update(f"{p}\t{y}\t{s}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def config_json(cfg: RunConfig, coll: Collection, weights_identity: str, world_size: int) -> dict:
+    counts = {name: int(len(coll.indices(name))) for name in ("train", "val", "test")}
+    return {
+        "recipe": recipe_to_dict(cfg.recipe),
+        "data": os.path.abspath(cfg.data),
+        "classes": coll.classes,
+        "split": coll.split_spec,
+        "seed": cfg.seed,
+        "counts": counts,
+        "collection": collection_digest(coll),
+        "weights": cfg.weights,
+        "weights_identity": weights_identity,
+        "preprocessing": PREPROCESSING,
+        "world_size": world_size,
+        "steps_per_epoch": cfg.steps_per_epoch,
+        "checkpoint_every": cfg.checkpoint_every,
+        "amp": cfg.amp,
+    }
+
+
+# what must be equal for --resume to continue the same run
+_RESUME_KEYS = ("recipe", "classes", "split", "seed", "collection", "weights_identity",
+                "world_size", "steps_per_epoch")
+
+
+def check_resumable(saved: dict, now: dict, out: Path) -> None:
+    # compare after a JSON round trip (tuples vs lists)
+    now = json.loads(json.dumps(now))
+    diff = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
+    if diff:
+        raise FeatxError(f"{out}: --resume with different settings ({', '.join(diff)}) than the "
+                         f"run in that folder; use the same ones, or another --out")
+
+
+def read_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FeatxError(f"{run_dir}: not a finetune run folder (no config.json)") from None
+    except (OSError, ValueError) as e:
+        raise FeatxError(f"{path}: unreadable ({e})") from None

@@ -1,0 +1,113 @@
+"""Images of a featx Collection for training and evaluation, with each recipe's augmentation.
+
+Items are decoded in loader workers into uint8 tensors; normalisation runs on the device
+(featx.preprocess.normalize). Images that cannot be decoded are dropped from their batch and
+reported by the batch, so a bad file never stops training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+from featx.dataset import Collection
+from featx.decode import DecodeError, load_image
+from featx.preprocess import resize_center_crop, to_uint8_tensor
+
+
+def _resnet_train(size: int) -> Callable[[Image.Image], Image.Image]:
+    return T.Compose([T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()])
+
+
+def _vgg_train(size: int) -> Callable[[Image.Image], Image.Image]:
+    return T.Compose([T.Resize(size, antialias=True), T.RandomHorizontalFlip(),
+                      T.RandomRotation(10), T.CenterCrop(size)])
+
+
+def _eval(size: int) -> Callable[[Image.Image], Image.Image]:
+    return lambda img: resize_center_crop(img, size)
+
+
+# name -> image size -> training transform on PIL images (augment "none" = the eval transform)
+AUGMENTATIONS: dict[str, Callable[[int], Callable[[Image.Image], Image.Image]]] = {
+    "resnet": _resnet_train,
+    "vgg": _vgg_train,
+    "none": _eval,
+}
+
+
+@dataclass
+class Failed:
+    path: str
+    reason: str
+
+
+class ImageSet(Dataset):
+    """Items `indices` of a collection. A key is a position, or (position, augmentation seed)
+    for training; returns (uint8 [3, S, S], label) or Failed."""
+
+    def __init__(self, collection: Collection, indices: np.ndarray, size: int,
+                 augment: str | None = None):
+        self.collection = collection
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.size = size
+        self.labels = collection.labels[self.indices].astype(np.int64)
+        self.transform = AUGMENTATIONS[augment](size) if augment else _eval(size)
+        self.train = augment is not None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        pos, seed = key if isinstance(key, tuple) else (key, 0)
+        i = int(self.indices[pos])
+        try:
+            # random crops need more pixels than the output size: decode at twice that
+            img = load_image(self.collection.abspath(i),
+                             draft_size=self.size * 2 if self.train else self.size)
+        except DecodeError as e:
+            return Failed(self.collection.paths[i], str(e))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            img = self.transform(img)
+        return to_uint8_tensor(img), int(self.labels[pos])
+
+
+@dataclass
+class Batch:
+    images: Tensor  # uint8 [B, 3, S, S]
+    labels: Tensor  # int64 [B]
+    failed: list[Failed]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def pin_memory(self) -> "Batch":
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.failed)
+
+
+def collate(items: list) -> Batch:
+    ok = [it for it in items if not isinstance(it, Failed)]
+    failed = [it for it in items if isinstance(it, Failed)]
+    if not ok:
+        return Batch(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64),
+                     failed)
+    return Batch(torch.stack([im for im, _ in ok]),
+                 torch.tensor([y for _, y in ok], dtype=torch.int64), failed)
+
+
+def make_loader(dataset: ImageSet, batch_size: int, workers: int, sampler=None,
+                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                      num_workers=workers, collate_fn=collate, drop_last=drop_last,
+                      pin_memory=pin_memory, persistent_workers=False,
+                      # the loader's own seed is unused (items carry theirs); a private generator
+                      # keeps it from drawing on the global RNG the training loop resumes from
+                      generator=torch.Generator().manual_seed(0))

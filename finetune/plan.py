@@ -1,0 +1,40 @@
+"""What a recipe trains, stage by stage (`finetune plan`); the run builds its stages from this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from finetune import freeze
+from finetune.optim import describe, group_names
+from finetune.recipes import Recipe, Stage
+
+
+@dataclass
+class StagePlan:
+    stage: Stage
+    trainable: list[str]
+    groups: list[tuple[float, list[str]]]  # (lr, parameter names)
+
+    def to_json(self, model: nn.Module) -> dict:
+        numel = {n: p.numel() for n, p in model.named_parameters()}
+        return {
+            "name": self.stage.name,
+            "epochs": self.stage.epochs,
+            "trainable": self.trainable,
+            "n_trainable": sum(numel[n] for n in self.trainable),
+            "param_groups": [{"lr": lr, "n": sum(numel[n] for n in ns)} for lr, ns in self.groups],
+            "optimizer": describe(self.stage.optimizer),
+        }
+
+
+def stage_plan(model: nn.Module, stage: Stage) -> StagePlan:
+    names = freeze.select(model, stage.trainable)
+    return StagePlan(stage, names, group_names(names, stage.optimizer))
+
+
+def recipe_plan(model: nn.Module, recipe: Recipe) -> dict:
+    """SPEC's plan JSON (counts are numbers of scalar parameters)."""
+    return {"recipe": recipe.name, "backbone": recipe.backbone,
+            "stages": [stage_plan(model, st).to_json(model) for st in recipe.stages]}
