@@ -15,6 +15,7 @@ setup(
         "torchvision>=0.29",
         "h5py>=3.8",
         "numpy>=1.24",
+        "scipy>=1.10",
         "scikit-learn>=1.3",
         "lightgbm>=4.0",
         "joblib>=1.3",
