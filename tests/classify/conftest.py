@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from classify.synthetic import FI_SHARES, write_synthetic_cache
-from classify_helpers import SMALL_DIMS
+from .classify_helpers import SMALL_DIMS
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 from classify.ablate import default_grid, grid_specs, quick_grid
 from classify.metrics import mcnemar
-from classify_helpers import read_json, run
+from .classify_helpers import read_json, run
 
 
 def _grid(path, rows):

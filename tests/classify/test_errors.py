@@ -5,7 +5,7 @@ import json
 import pytest
 
 from classify.synthetic import write_synthetic_cache
-from classify_helpers import SMALL_DIMS, copy_cache, run
+from .classify_helpers import SMALL_DIMS, copy_cache, run
 
 
 def one_line_error(res, *needles):

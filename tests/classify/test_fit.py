@@ -5,7 +5,7 @@ import pytest
 
 from classify.data import load_levels
 from classify.select import select_and_fit
-from classify_helpers import copy_cache, minority, read_json, run
+from .classify_helpers import copy_cache, minority, read_json, run
 
 SPEC_ROW_KEYS = {"name", "levels", "model", "weighted", "val", "test"}
 SPEC_M_KEYS = {"accuracy", "macro_recall", "macro_f1", "per_class_recall", "confusion",

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from classify.synthetic import write_synthetic_cache
-from classify_helpers import SMALL_DIMS, run
+from .classify_helpers import SMALL_DIMS, run
 
 
 def _read(path):

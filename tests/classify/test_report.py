@@ -3,7 +3,7 @@
 import csv
 import html
 
-from classify_helpers import read_json, run
+from .classify_helpers import read_json, run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

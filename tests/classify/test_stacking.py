@@ -13,7 +13,7 @@ from sklearn.utils.estimator_checks import (check_estimators_unfitted, check_get
 
 from classify.data import load_levels
 from classify.stacking import LevelStacker, WeightedAverage
-from classify_helpers import read_json, run
+from .classify_helpers import read_json, run
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 from featx.decode import DecodeError, load_image
 from featx.preprocess import load_preprocessed, resize_center_crop
 
-from featx_corpus import rotated_jpeg, write_bad, write_good
+from .featx_corpus import rotated_jpeg, write_bad, write_good
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, PYTHON, run_featx, subprocess_env
+from .featx_helpers import FAST, PYTHON, run_featx, subprocess_env
 from featx.cache import Cache
 from featx.dataset import load_collection
 from featx.extract import extract_images
-from featx_corpus import write_bad, write_good
+from .featx_corpus import write_bad, write_good
 
 
 def _sha(path):

@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 
 from featx.gpu_decode import GPU_DECODER, ORIENT, orient_resize_crop
 from featx.loader import CPU_DECODER
-from featx_corpus import rotated_jpeg
+from .featx_corpus import rotated_jpeg
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

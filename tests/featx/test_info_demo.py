@@ -1,7 +1,7 @@
 import h5py
 import numpy as np
 
-from conftest import FAST, run_featx
+from .featx_helpers import FAST, run_featx
 from featx.cache import Cache
 
 

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import PYTHON, subprocess_env
+from .featx_helpers import PYTHON, subprocess_env
 from featx.synthetic import generate_images
 
 ARGS = ["--backbone", "resnet18", "--weights", "none", "--image-size", "96", "--device", "cpu",

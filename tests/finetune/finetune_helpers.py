@@ -1,4 +1,4 @@
-"""Helpers for the finetune tests (imported by name: the test folder is on sys.path)."""
+"""Helpers shared by the finetune tests."""
 
 from __future__ import annotations
 

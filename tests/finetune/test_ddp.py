@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import torch
-from finetune_helpers import PYTHON, QUICK, subprocess_env
+from .finetune_helpers import PYTHON, QUICK, subprocess_env
 
 from finetune import models
 from finetune.recipes import get_recipe, override

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from finetune_helpers import QUICK
+from .finetune_helpers import QUICK
 
 from finetune.cli import main
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import torch
-from finetune_helpers import PYTHON, QUICK, subprocess_env
+from .finetune_helpers import PYTHON, QUICK, subprocess_env
 
 # resnet_l4_dropout: momentum, dropout (torch RNG), weighted sampling and augmentation all matter
 ARGS = ["resnet_l4_dropout", "--epochs", "3", "--lr", "0.01", "--checkpoint-every", "5", *QUICK]
