@@ -28,7 +28,7 @@ from featx.levels import parse_levels
 from featx.parts import ChunkWriter, Parts, os_error
 from featx.pooling import get_pool
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
-from featx.weights import weights_identity
+from featx.weights import check_weights, weights_identity
 
 Log = Callable[[str], None]
 MIN_IMAGE_SIZE = 32  # five stride-2 stages: smaller inputs vanish before L4
@@ -179,6 +179,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     bb = get_backbone(cfg.backbone)
     dtype = cfg.dtype or default_dtype(device)
     decoder = _choose_decoder(cfg.decode, device)
+    check_weights(bb, cfg.weights)
     coll = load_collection(cfg.data, cfg.split, cfg.seed)
     out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, cfg.pool)
     dims = pooled_dims(bb.channels, levels, cfg.pool)

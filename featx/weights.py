@@ -38,17 +38,35 @@ def imagenet_cached(backbone: Backbone) -> bool:
     return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)).is_file()
 
 
+_HINT = ("use --weights PATH with a state_dict file you have, or --weights none for random "
+         "initialisation")
+
+
+def check_weights(backbone: Backbone, weights: str) -> None:
+    """Fail at once, before any long preparation, when the weights cannot be had."""
+    if weights == "imagenet":
+        url = backbone.weights.DEFAULT.url
+        if not imagenet_cached(backbone) and not _reachable(url):
+            raise FeatxError(f"cannot download ImageNet weights for {backbone.name} from {url} "
+                             f"(no network?): {_HINT}")
+    elif weights != "none":
+        _weights_file(weights)
+
+
+def _weights_file(weights: str) -> Path:
+    path = Path(weights)
+    if not path.is_file():
+        raise FeatxError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
+    return path
+
+
 def _imagenet(backbone: Backbone, progress: bool) -> nn.Module:
     w = backbone.weights.DEFAULT
-    hint = ("use --weights PATH with a state_dict file you have, or --weights none for random "
-            "initialisation")
-    if not imagenet_cached(backbone) and not _reachable(w.url):
-        raise FeatxError(f"cannot download ImageNet weights for {backbone.name} from {w.url} "
-                         f"(no network?): {hint}")
+    check_weights(backbone, "imagenet")
     try:
         return backbone.build(weights=w, progress=progress)
     except Exception as e:  # the hub raises URLError, HTTPError, RuntimeError on a bad file
-        raise FeatxError(f"could not load ImageNet weights for {backbone.name} ({e}): {hint}") \
+        raise FeatxError(f"could not load ImageNet weights for {backbone.name} ({e}): {_HINT}") \
             from None
 
 
@@ -72,9 +90,7 @@ def weights_identity(backbone: Backbone, weights: str, seed: int = 0) -> str:
         return f"imagenet:{backbone.weights.DEFAULT}"
     if weights == "none":
         return f"none:seed={seed}"
-    path = Path(weights)
-    if not path.is_file():
-        raise FeatxError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
+    path = _weights_file(weights)
     return f"file:{path.name}:sha256={_file_sha256(path)}"
 
 
@@ -90,9 +106,7 @@ def build_model(backbone: Backbone, weights: str, seed: int = 0,
             torch.manual_seed(seed)
             model = backbone.build(weights=None)
         return model, weights_identity(backbone, weights, seed)
-    path = Path(weights)
-    if not path.is_file():
-        raise FeatxError(f"--weights {weights!r}: not 'imagenet', 'none' or an existing file")
+    path = _weights_file(weights)
     model = backbone.build(weights=None)
     sd = load_state_dict_file(path)
     try:
@@ -101,4 +115,4 @@ def build_model(backbone: Backbone, weights: str, seed: int = 0,
         first = str(e).strip().splitlines()
         raise FeatxError(f"{path}: does not fit {backbone.name} "
                          f"({first[1].strip() if len(first) > 1 else first[0]})") from None
-    return model, f"file:{path.name}:sha256={_file_sha256(path)}"
+    return model, weights_identity(backbone, weights)

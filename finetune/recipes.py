@@ -127,6 +127,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         stages=_vgg_stages()),
 )}
 
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
 

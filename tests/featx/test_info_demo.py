@@ -38,7 +38,7 @@ def test_demo_twice(tmp_path):
     caches = list(folder.glob("*.h5"))
     assert len(caches) == 1
     assert "classify fit" in r.output and "classify stack" in r.output
-    assert f"finetune run resnet_fc --data {folder / 'images'}" in r.output
+    assert f"--data {folder / 'images'} --backbone resnet18 --weights none" in r.output
     with Cache(caches[0]) as c:
         assert len(c) == 24 and c.levels == ["L0", "L1", "L2", "L3", "L4"] and c.valid.all()
         assert len(c.classes) == 8
