@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featx.errors import FeatxError
+from featx.errors import one_line_errors
 
 
 def _err(msg: str) -> None:
@@ -44,6 +44,7 @@ def main() -> None:
 @click.option("--decode", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="where JPEGs are decoded (gpu: nvJPEG on the CUDA device)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
+@one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str, image_size: int,
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, out: Path | None, chunk_size: int | None, decode: str,
@@ -61,8 +62,6 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str, ima
                         quiet=quiet, chunk_size=chunk_size, decode=decode)
     try:
         result = run_extract(cfg, log=_err)
-    except FeatxError as e:
-        raise click.ClickException(str(e)) from None
     finally:
         distributed.shutdown()
     if quiet or result.status == "shard-done":
@@ -77,14 +76,12 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str, ima
 @main.command()
 @click.argument("cache", type=click.Path(path_type=Path))
 @click.option("--failures", default=5, show_default=True, help="how many failures to list")
+@one_line_errors
 def info(cache: Path, failures: int) -> None:
     """Summary of CACHE: settings, levels and dims, counts per class and split, failures."""
     from featx.info import summary
 
-    try:
-        click.echo(summary(cache, max_failures=failures))
-    except FeatxError as e:
-        raise click.ClickException(str(e)) from None
+    click.echo(summary(cache, max_failures=failures))
 
 
 @main.command()
@@ -92,17 +89,15 @@ def info(cache: Path, failures: int) -> None:
 @click.option("--per-class", default=60, show_default=True, help="images per class")
 @click.option("--size", default=112, show_default=True, help="image size in pixels")
 @click.option("--quiet", "-q", is_flag=True)
+@one_line_errors
 def demo(folder: Path, per_class: int, size: int, quiet: bool) -> None:
     """Offline demo: generate an 8-class image set in FOLDER, extract its features with
     resnet18, and show what to run next."""
     from featx.demo import run_demo
     from featx.info import summary
 
-    try:
-        result, next_commands = run_demo(folder, per_class=per_class, size=size, quiet=quiet,
-                                         log=_err)
-    except FeatxError as e:
-        raise click.ClickException(str(e)) from None
+    result, next_commands = run_demo(folder, per_class=per_class, size=size, quiet=quiet,
+                                     log=_err)
     click.echo(f"\nfeature cache: {result.out}"
                + (" (reused)" if result.status == "up-to-date" else ""))
     click.echo(summary(result.out))

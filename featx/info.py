@@ -32,7 +32,7 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             f"image size   {a['image_size']} px",
             f"pool         {a['pool']}",
             f"dtype        {a['dtype']}",
-            f"levels       " + ", ".join(f"{lv} {d}" for lv, d in c.dims.items())
+            "levels       " + ", ".join(f"{lv} {d}" for lv, d in c.dims.items())
             + f"  (total {sum(c.dims.values())})",
             f"split        {a['split_spec']} (seed {a['seed']})",
             f"fingerprint  {c.fingerprint}",

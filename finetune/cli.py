@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -11,19 +10,9 @@ from pathlib import Path
 
 import click
 
-from featx.errors import FeatxError
+from featx.errors import one_line_errors
 from finetune.recipes import RECIPES, Recipe, get_recipe, override
 
-
-def _one_line_errors(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except FeatxError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def _int_list(ctx, param, value: str | None) -> list[int] | None:
@@ -113,7 +102,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--classes", "n_classes", type=click.IntRange(min=2), default=8, show_default=True,
               help="Number of classes the model is built for.")
 @click.option("--json", "as_json", is_flag=True, help="Print SPEC's plan JSON.")
-@_one_line_errors
+@one_line_errors
 def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
     """What RECIPE trains, stage by stage, without training."""
     from finetune import models
@@ -153,7 +142,7 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
 @click.option("--amp", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Mixed precision on CUDA (bf16 where supported, else fp16).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-@_one_line_errors
+@one_line_errors
 def run(recipe: str, data: str, weights: str, device: str, out: Path | None, resume: bool,
         seed: int, workers: int | None, steps_per_epoch: int | None, checkpoint_every: int,
         amp: str, quiet: bool, **kw) -> None:
@@ -185,7 +174,7 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
-@_one_line_errors
+@one_line_errors
 def eval_cmd(run_dir: Path, data: str, which: str, json_path: Path | None, device: str,
              batch_size: int | None, workers: int, quiet: bool) -> None:
     """Evaluate RUN_DIR's checkpoint on DATA's val and test images."""
