@@ -3,27 +3,15 @@ commands, so `classify --help` loads neither torch nor scikit-learn."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 import click
 
 from classify.models import MODELS
-from featx.errors import FeatxError
+from featx.errors import FeatxError, one_line_errors
 from featx.levels import parse_levels
 
 META_CHOICES = ("weighted", "logreg", "lgbm")  # classify.stacking.META_MODELS, without sklearn
-
-
-def _one_line_errors(fn):
-    """FeatxError -> click's one-line 'Error: ...' and exit code 1, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except FeatxError as e:
-            raise click.ClickException(str(e)) from None
-    return wrapper
 
 
 def _levels(ctx, param, value: str) -> list[str]:
@@ -95,7 +83,7 @@ def main() -> None:
 @_QUIET
 @_SEED
 @_JOBS
-@_one_line_errors
+@one_line_errors
 def fit(cache, levels, model, weighted, cv, model_out, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHE's LEVELS; evaluate on val and test."""
     from classify.persist import save_model
@@ -128,7 +116,7 @@ def fit(cache, levels, model, weighted, cv, model_out, json_path, report_dir, qu
 @_QUIET
 @_SEED
 @_JOBS
-@_one_line_errors
+@one_line_errors
 def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, report_dir, quiet,
           seed, jobs):
     """Stack per-level models of CACHE; rows for each level and for the stack."""
@@ -158,7 +146,7 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, repo
 @_QUIET
 @_SEED
 @_JOBS
-@_one_line_errors
+@one_line_errors
 def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar tests."""
     from pathlib import Path
@@ -199,7 +187,7 @@ def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
 @click.option("--device", default="auto", show_default=True,
               help="Feature extraction device for an image folder.")
 @_QUIET
-@_one_line_errors
+@one_line_errors
 def predict(model, target, csv_out, batch_size, device, quiet):
     """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
     from pathlib import Path
