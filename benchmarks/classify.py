@@ -1,8 +1,10 @@
 """Benchmark: `classify stack --levels L0-L4 --base logreg --meta weighted --folds 5` on a
 synthetic cache of FI's size, side by side with scikit-learn's StackingClassifier doing the same
-work. Prints JSON.
+work. Prints JSON. `--ablate` instead times `classify ablate CACHE --grid default` (every row
+computed, none reused) and reports each row's test accuracy.
 
     python benchmarks/classify.py [--n 23308] [--jobs 2] [--cache PATH] [--skip-sklearn]
+    python benchmarks/classify.py --ablate [--jobs 2] [--cache PATH]
 """
 
 from __future__ import annotations
@@ -124,12 +126,32 @@ def sklearn_stacking(cache: str, jobs: int, limit_blas: bool) -> dict:
             "blas_threads": 1 if limit_blas else "default"}
 
 
+def ablate(cache: str, jobs: int) -> dict:
+    """The default ablation grid, in-process (as the CLI runs it), into an empty folder."""
+    from click.testing import CliRunner
+
+    from classify.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        res = CliRunner().invoke(main, ["ablate", cache, "--grid", "default", "--out", tmp,
+                                        "--quiet", "--jobs", str(jobs)])
+        seconds = time.perf_counter() - t
+        if res.exit_code != 0:
+            raise SystemExit(res.output)
+        rows = json.loads((Path(tmp) / "ablation.json").read_text())["rows"]
+    return {"seconds": round(seconds, 1), "rows": len(rows),
+            "test_accuracy": {r["name"]: round(r["test"]["accuracy"], 4) for r in rows},
+            "lgbm_params": {r["name"]: r.get("params") for r in rows if r["model"] == "lgbm"}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=23308)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--cache", help="use/keep this synthetic cache (default: a temporary one)")
     ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--ablate", action="store_true", help="time the default ablation grid")
     args = ap.parse_args()
 
     from classify.synthetic import FI_SHARES, RESNET101_DIMS, write_synthetic_cache
@@ -141,6 +163,13 @@ def main() -> None:
                               dtype="float16", split_spec="80/5/15")
     report = {"n": args.n, "dims": RESNET101_DIMS, "dtype": "float16", "cpus": os.cpu_count(),
               "jobs": args.jobs}
+    if args.ablate:
+        with PeakRSS() as mem:
+            report["ablate_default"] = ablate(cache, args.jobs)
+        report["ablate_default"]["peak_rss_mb"] = round(mem.peak / 2**20)
+        print(json.dumps(report, indent=2))
+        tmp.cleanup()
+        return
     with PeakRSS() as mem:
         report["ours"] = ours(cache, args.jobs)
     report["ours"]["peak_rss_mb"] = round(mem.peak / 2**20)

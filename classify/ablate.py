@@ -17,7 +17,7 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 1  # bump when a row's computation changes, so old cached rows are not reused
+ROW_FORMAT = 2  # bump when a row's computation changes, so old cached rows are not reused
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,14 @@ def grid_specs(caches: Sequence[str], grid: str) -> tuple[list[RowSpec], RowSpec
     return specs, base
 
 
-def run_row(spec: RowSpec, seed: int, out_file: str) -> dict:
-    """Compute one row (single-threaded) and store it in `out_file`."""
+def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1) -> dict:
+    """Compute one row (its fits one after another, each on `threads` OpenMP threads) and store
+    it in `out_file`."""
     from classify.training import run_fit, run_stack
 
     if spec.meta is None:
         trained = run_fit(spec.cache, list(spec.levels), spec.model, spec.weighted, seed=seed,
-                          jobs=1, quiet=True)
+                          jobs=1, threads=threads, quiet=True)
         res = trained.results[0]
     else:
         trained = run_stack(spec.cache, list(spec.levels), spec.model, spec.meta, spec.weighted,
@@ -180,6 +181,8 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    from classify.models import model_kind
+
     specs, base = grid_specs(caches, grid)
     fps = {}
     for c in caches:
@@ -189,10 +192,17 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
     files = [rows_dir / f"{s.key(fps[s.cache], seed)}.json" for s in specs]
     done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
     todo = [i for i in range(len(specs)) if i not in done]
+    # slowest rows first, so that the cheap ones fill the other workers meanwhile
+    todo.sort(key=lambda i: -model_kind(specs[i].model).cost)
     if todo:
         rows_dir.mkdir(parents=True, exist_ok=True)
-        gen = Parallel(n_jobs=jobs or -1, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i])) for i in todo)
+        cpus = os.cpu_count() or 1
+        workers = min(jobs or cpus, len(todo))
+        # rows run in processes; a row's LightGBM (OpenMP) threads share the cores with the
+        # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
+        threads = max(1, cpus // workers)
+        gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
+            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads) for i in todo)
         for i, stored in tqdm(gen, total=len(todo), desc="ablation rows", unit="row",
                               disable=quiet):
             done[i] = Result(stored["row"], np.asarray(stored["test_true"]),
@@ -202,5 +212,6 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
-def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str) -> tuple[int, dict]:
-    return i, run_row(spec, seed, out_file)
+def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str,
+                     threads: int) -> tuple[int, dict]:
+    return i, run_row(spec, seed, out_file, threads)

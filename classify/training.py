@@ -39,8 +39,10 @@ def _need_test(data: LevelData) -> None:
 
 def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logreg",
             weighted: bool = False, cv: int | None = None, seed: int = 0,
-            jobs: int | None = None, quiet: bool = False, data: LevelData | None = None) -> Trained:
-    """One model on the levels side by side; hyperparameters chosen on val (or `cv` folds)."""
+            jobs: int | None = None, quiet: bool = False, data: LevelData | None = None,
+            threads: int | None = None) -> Trained:
+    """One model on the levels side by side; hyperparameters chosen on val (or `cv` folds);
+    `threads` per fit (see `select_and_fit`)."""
     from classify.select import select_and_fit
 
     data = data or load_levels(cache, levels)
@@ -50,7 +52,8 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
         raise CacheError(f"{data.cache}: no valid validation images to choose hyperparameters "
                          f"on: pass --cv K to choose them by cross-validation on train")
     sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
-                         weighted=weighted, cv=cv, seed=seed, jobs=jobs, quiet=quiet)
+                         weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
+                         quiet=quiet)
     est = sel.estimator
     res = make_result(row_name(levels, model, weighted), levels, model, weighted, data.classes,
                       (va.y, _predict(est, va.X)), (te.y, _predict(est, te.X)), te.paths,

@@ -65,13 +65,14 @@ def _shuffle_test_labels(f):
         ds[:] = x
 
 
-@pytest.mark.parametrize("cv", [None, 3])
-def test_selection_never_sees_test(imbalanced, tmp_path, cv):
+@pytest.mark.parametrize("model,cv", [("logreg", None), ("logreg", 3), ("lgbm", None),
+                                      ("lgbm", 3)])
+def test_selection_never_sees_test(imbalanced, tmp_path, model, cv):
     other = copy_cache(imbalanced, tmp_path / "shuffled.h5", _shuffle_test_labels)
     chosen = []
     for path in (imbalanced, other):
         d = load_levels(path, ["L3", "L4"])
-        sel = select_and_fit("logreg", d["train"].X, d["train"].y,
+        sel = select_and_fit(model, d["train"].X, d["train"].y,
                              None if cv else d["val"].X, None if cv else d["val"].y,
                              cv=cv, jobs=1, quiet=True)
         chosen.append((sel.params, [s for _, s in sel.scores]))
