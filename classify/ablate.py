@@ -36,11 +36,15 @@ class RowSpec:
 
     def key(self, cache_fingerprint: str, seed: int) -> str:
         """Names the stored result: what the row computes, not where the cache lies."""
-        from classify.models import model_kind
+        from classify.models import make_model, model_kind
 
         spec = {k: v for k, v in asdict(self).items() if k != "cache"}
+        # the estimator's own settings too, so that a changed default is never served from disk
+        est = make_model(self.model, weighted=self.weighted, seed=seed).get_params(deep=True)
+        settings = {k: repr(v) for k, v in est.items() if not hasattr(v, "get_params")}
         return fingerprint({"cache": cache_fingerprint, "row": spec, "seed": seed,
-                            "grid": model_kind(self.model).grid, "format": ROW_FORMAT})[:24]
+                            "grid": model_kind(self.model).grid, "settings": settings,
+                            "format": ROW_FORMAT})[:24]
 
 
 Shape = tuple[tuple[str, ...], str, bool, str | None]  # levels, model, weighted, meta

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from classify.ablate import default_grid, grid_specs, quick_grid
+from classify import models
+from classify.ablate import RowSpec, default_grid, grid_specs, quick_grid
 from classify.metrics import mcnemar
 from .classify_helpers import read_json, run
 
@@ -45,6 +46,18 @@ def test_rerun_with_one_more_row_computes_one_row(balanced, tmp_path):
         table = list(csv.DictReader(f))
     assert [t["name"] for t in table] == [r["name"] for r in rows]
     assert float(table[2]["test_accuracy"]) == pytest.approx(rows[2]["test"]["accuracy"])
+
+
+def test_a_changed_model_default_is_not_served_from_the_row_cache(monkeypatch):
+    spec = RowSpec("c.h5", ("L4",), "lgbm")
+    before = spec.key("fp", 0)
+    assert spec.key("fp", 0) == before and spec.key("fp", 1) != before
+    kind = models.MODELS["lgbm"]
+    slower = lambda **kw: kind.build(**kw).set_params(learning_rate=0.05)  # noqa: E731
+    monkeypatch.setitem(models.MODELS, "lgbm", models.ModelKind(
+        kind.name, slower, kind.grid, kind.about, kind.staged, kind.cost))
+    assert spec.key("fp", 0) != before
+    assert RowSpec("c.h5", ("L4",), "logreg").key("fp", 0) != before
 
 
 def test_quick_grid_over_two_caches_in_parallel(balanced, imbalanced, tmp_path):
