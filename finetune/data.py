@@ -104,10 +104,13 @@ def collate(items: list) -> Batch:
 
 
 def make_loader(dataset: ImageSet, batch_size: int, workers: int, sampler=None,
-                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+                drop_last: bool = False, pin_memory: bool = False,
+                persistent: bool = False) -> DataLoader:
+    """`persistent`: keep the workers from one pass to the next (the sampler is still iterated
+    anew, in this process, at each pass)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
                       num_workers=workers, collate_fn=collate, drop_last=drop_last,
-                      pin_memory=pin_memory, persistent_workers=False,
+                      pin_memory=pin_memory, persistent_workers=persistent and workers > 0,
                       # the loader's own seed is unused (items carry theirs); a private generator
                       # keeps it from drawing on the global RNG the training loop resumes from
                       generator=torch.Generator().manual_seed(0))
