@@ -41,15 +41,17 @@ def test_weighted_raises_minority_recall(imbalanced, tmp_path, model):
     recalls = {}
     for flag in ([], ["--weighted"]):
         out = tmp_path / f"{model}{len(flag)}.json"
-        run("fit", imbalanced, "--levels", "L1,L2", "--model", model, *flag, "--json", out,
-            "--quiet")
+        # chosen by 3-fold CV on train: this cache's val (100 rows, 4 of the rarest class) is
+        # too small to choose between LightGBM's settings reliably
+        run("fit", imbalanced, "--levels", "L1,L2", "--model", model, *flag, "--cv", "3",
+            "--json", out, "--quiet")
         recalls[bool(flag)] = read_json(out)["rows"][0]
     classes = list(recalls[False]["test"]["per_class_recall"])
     rare = minority(classes)
     plain = np.mean([recalls[False]["test"]["per_class_recall"][c] for c in rare])
     balanced = np.mean([recalls[True]["test"]["per_class_recall"][c] for c in rare])
     assert recalls[True]["weighted"] is True
-    assert balanced > plain + 0.08, (plain, balanced)  # measured: +0.11 (lgbm), +0.30 (logreg)
+    assert balanced > plain + 0.08, (plain, balanced)  # measured: +0.25 (lgbm), +0.30 (logreg)
 
 
 def _shuffle_test_labels(f):
