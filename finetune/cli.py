@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -134,7 +133,8 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Image loading processes (default: min(8, CPUs)).")
+              help="Image loading processes per process (default: featx extract's: on a "
+                   "GPU the spare cores shared among the local ranks, on a CPU few).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1),
               help="Cap on optimiser steps per epoch (quick runs).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -154,7 +154,7 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
     rec = _recipe(recipe, kw)
     out = out or Path("runs") / rec.name
     cfg = RunConfig(recipe=rec, data=data, out=out, weights=weights, seed=seed, device=device,
-                    workers=min(8, os.cpu_count() or 1) if workers is None else workers,
+                    workers=workers,
                     quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
                     checkpoint_every=checkpoint_every, amp=amp)
     test = train_run(cfg)

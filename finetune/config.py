@@ -23,7 +23,7 @@ class RunConfig:
     weights: str = "imagenet"
     seed: int = 0
     device: str = "auto"
-    workers: int = 0
+    workers: int | None = 0  # None: featx.loader.default_workers for the device
     quiet: bool = False
     resume: bool = False
     steps_per_epoch: int | None = None  # cap on optimiser steps per epoch (quick runs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from featx.backbones import get_backbone
 from featx.dataset import load_collection
 from featx.errors import FeatxError
+from featx.loader import default_workers
 from featx.preprocess import normalize
 from featx.weights import check_weights
 from finetune import checkpoint, distributed, freeze, models
@@ -163,6 +165,8 @@ class Trainer:
             self.sampler.per_rank / bs)
         self.steps = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
         self.pin = self.dev.device.type == "cuda"
+        self.workers = cfg.workers if cfg.workers is not None else default_workers(
+            self.dev.device.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self.reported: set[str] = set()
         self.train_loader = None
         self.best = -math.inf
@@ -174,7 +178,7 @@ class Trainer:
 
     def _eval_loader(self, split: str):
         ds = ImageSet(self.coll, self.idx[split], self.recipe.image_size)
-        return make_loader(ds, self.recipe.batch_size, self.cfg.workers, pin_memory=self.pin)
+        return make_loader(ds, self.recipe.batch_size, self.workers, pin_memory=self.pin)
 
     def _evaluate(self, split: str) -> dict | None:
         if not len(self.idx[split]):
@@ -311,7 +315,7 @@ class Trainer:
             # epoch shares the grown heap (activations, gradients, optimiser state) copy-on-
             # write, and the next steps copy it page by page (measured on 2 CPU cores: the
             # first step of every epoch took 4x as long, resnet50 224 px)
-            self.train_loader = make_loader(self.train_set, bs, self.cfg.workers,
+            self.train_loader = make_loader(self.train_set, bs, self.workers,
                                             sampler=self.sampler, drop_last=self.drop_last,
                                             pin_memory=self.pin, persistent=True)
         loader = self.train_loader
