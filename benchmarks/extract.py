@@ -49,18 +49,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device):
-    from featx.engine import autocast_dtype
-
-    amp = autocast_dtype(device)
-    return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
-
-
 def bare_forward(backbone: str, n: int, image_size: int, batch_size: int,
                  device: torch.device) -> dict:
     """The torchvision model's own forward (channels_last, inference mode, featx's autocast
     dtype on CUDA) on ready tensors on the device."""
     from featx.backbones import get_backbone
+    from featx.engine import autocast
     from featx.weights import build_model
 
     torch.backends.cudnn.benchmark = True
@@ -68,7 +62,7 @@ def bare_forward(backbone: str, n: int, image_size: int, batch_size: int,
     model = model.to(device, memory_format=torch.channels_last)
     x = torch.randn(batch_size, 3, image_size, image_size, device=device).contiguous(
         memory_format=torch.channels_last)
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), autocast(device):
         for _ in range(3 if device.type == "cuda" else 1):  # warm-up (cudnn picks kernels)
             model(x)
         _sync(device)
@@ -131,6 +125,7 @@ def baseline(data: Path, out_dir: Path, backbone: str, image_size: int, batch_si
     from torchvision.models.feature_extraction import create_feature_extractor
 
     from featx.backbones import get_backbone
+    from featx.engine import autocast
     from featx.weights import build_model
 
     t = time.perf_counter()
@@ -143,7 +138,7 @@ def baseline(data: Path, out_dir: Path, backbone: str, image_size: int, batch_si
                         num_workers=workers, shuffle=False)
     feats: dict[str, list[np.ndarray]] = {}
     n = 0
-    with torch.no_grad(), _autocast(device):
+    with torch.no_grad(), autocast(device):
         for x, _ in loader:
             for level, fmap in fx(x.to(device)).items():
                 feats.setdefault(level, []).append(

@@ -48,6 +48,12 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def autocast(device: torch.device) -> torch.autocast:
+    """featx's forward precision on `device` (autocast_dtype; disabled where that is None)."""
+    amp = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
+
+
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm2d into the conv before it, in place: ResNet's convN/bnN
     pairs and Conv2d->BatchNorm2d neighbours in Sequentials (downsample). ~10% faster on CPU;
@@ -86,7 +92,6 @@ class Engine:
         self.dims = pooled_dims(bb.channels, self.levels, pool)
         self.device = device
         self.np_dtype = DTYPES[dtype]
-        self.amp = autocast_dtype(device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
 
@@ -95,8 +100,7 @@ class Engine:
         """Pooled float32 features on the device."""
         x = normalize(images.to(self.device, non_blocking=True), torch.float32)
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.amp or torch.float32,
-                            enabled=self.amp is not None):
+        with autocast(self.device):
             return self.extractor(x)
 
     def __call__(self, images: Tensor, valid: np.ndarray) -> dict[str, np.ndarray]:

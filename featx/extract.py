@@ -9,7 +9,6 @@ them into `--out` (temp file + os.replace) and removes the work folder.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -278,8 +277,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     if world.is_main:
         world.barrier()
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
-    workers = cfg.workers if cfg.workers is not None else default_workers(
-        device.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
     dataset = decoder.dataset([coll.abspath(i) for i in range(n)], cfg.image_size)
     total = batches.n_rows()
     writer = ChunkWriter(parts)

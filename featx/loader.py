@@ -71,9 +71,13 @@ class ChunkBatches:
         return sum(len(self._bounds(k)) for k in self.chunks)
 
 
-def default_workers(device_type: str, local_world: int = 1) -> int:
+def default_workers(device_type: str, local_world: int | None = None) -> int:
     """Decoding processes per rank. On the CPU, decoding competes with the forward for cores and
-    one worker keeps up with any CNN there; a GPU wants every spare core decoding."""
+    one worker keeps up with any CNN there; a GPU wants every spare core decoding. The cores are
+    shared among the `local_world` processes of this machine (default: torchrun's
+    LOCAL_WORLD_SIZE, 1 without torchrun)."""
+    if local_world is None:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, (cores or 1) // max(1, local_world))
     if device_type == "cuda":

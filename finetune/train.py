@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -166,7 +165,7 @@ class Trainer:
         self.steps = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
         self.pin = self.dev.device.type == "cuda"
         self.workers = cfg.workers if cfg.workers is not None else default_workers(
-            self.dev.device.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            self.dev.device.type)
         self.reported: set[str] = set()
         self.train_loader = None
         self.best = -math.inf
