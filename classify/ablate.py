@@ -17,7 +17,8 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 2  # bump when a row's computation changes, so old cached rows are not reused
+ROW_FORMAT = 2  # bump when the code computing a row changes (the estimator settings and grid
+# are in the row key already), so old cached rows are not reused
 
 
 @dataclass(frozen=True)
