@@ -1,4 +1,5 @@
-"""Model surgery per recipe: new classifier, layer4 dropout, per-level ensemble, skip connections.
+"""Model surgery per recipe: new classifier, layer4 dropout, per-level ensemble, skip connections;
+for the modern recipes, any backbone's trunk with a head per tap (HeadNet).
 
 Every builder keeps the backbone's parameter names (conv1.*, layer4.*, features.*), so the
 recipes' name patterns and `--weights PATH` state_dicts apply unchanged. Models return logits,
@@ -8,6 +9,7 @@ except the ensemble, which returns {"logits": log of the combined probabilities,
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +21,8 @@ from featx.backbones import get_backbone, stages
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 from featx.weights import build_model
+from finetune import backbone as backbones
+from finetune.depth import DepthGroups, depth_groups
 from finetune.recipes import Recipe
 
 
@@ -163,6 +167,111 @@ def _vgg_gap(model: nn.Module, recipe: Recipe, channels: tuple[int, ...],
     return model
 
 
+def pool_tap(t: Tensor, class_token: bool, prefix_tokens: int) -> Tensor:
+    """[B, C, H, W] map -> global average; [B, N, C] tokens -> the class token, or the mean of
+    the patch tokens (class and register tokens excluded); [B, D] as it is."""
+    if t.ndim == 4:
+        return t.mean(dim=(2, 3))
+    if t.ndim == 3:
+        return t[:, 0] if class_token else t[:, prefix_tokens:].mean(dim=1)
+    return t
+
+
+class HeadNet(nn.Module):
+    """Any backbone's trunk (`trunk.*`, its own parameter names inside) with a linear head per
+    tap (`heads.<level>`). One level: its logits. Several: {"logits": log of a learned weighted
+    average of the heads' softmax outputs (`combiner`), "heads": [logits per level]}.
+
+    A trunk none of whose parameters train runs in eval mode (batch-norm statistics, dropout)
+    and without gradients: a probe costs one forward of the trunk per image."""
+
+    def __init__(self, trunk: nn.Module, info: backbones.Trunk, levels: tuple[str, ...],
+                 n_classes: int):
+        super().__init__()
+        self.trunk = trunk
+        taps = backbones.tapped(trunk, info, levels)
+        own = {id(p) for p in trunk.parameters()}
+        if any(id(p) not in own for p in taps.parameters()):
+            raise FeatxError(f"{info.name}: its tap module holds parameters outside the model")
+        self._taps = (taps,)  # shares the trunk's modules; not registered twice
+        self.info = info
+        self.levels = tuple(levels)
+        self.heads = nn.ModuleDict({lv: nn.Linear(info.dims[lv], n_classes) for lv in levels})
+        self.combiner = Combiner(len(levels)) if len(levels) > 1 else None
+        self.unused: frozenset[str] = frozenset()  # trunk parameters the taps never use
+
+    def trunk_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.trunk.parameters())
+
+    def train(self, mode: bool = True) -> "HeadNet":
+        super().train(mode)
+        if mode and self.trunk_frozen():
+            self.trunk.eval()
+        return self
+
+    def features(self, x: Tensor) -> dict[str, Tensor]:
+        """{level: pooled tap}; the trunk without gradients where none of it trains."""
+        with torch.no_grad() if self.trunk_frozen() else nullcontext():
+            taps = self._taps[0](x)
+        return {lv: pool_tap(taps[lv], self.info.class_token, self.info.prefix_tokens)
+                for lv in self.levels}
+
+    def forward(self, x: Tensor) -> Tensor | dict:
+        feats = self.features(x)
+        heads = [self.heads[lv](feats[lv]) for lv in self.levels]
+        if self.combiner is None:
+            return heads[0]
+        probs = self.combiner([torch.softmax(z.float(), dim=1) for z in heads])
+        return {"logits": torch.log(probs.clamp_min(1e-12)), "heads": heads}
+
+    def depth_groups(self, names: list[str]) -> DepthGroups:
+        """`names`' trunk parameters in depth groups (finetune.depth)."""
+        return depth_groups(self.trunk, self.info.source, self.info.family,
+                            [n for n in names if n.startswith("trunk.")], prefix="trunk.")
+
+
+def unused_parameters(model: HeadNet, image_size: int) -> frozenset[str]:
+    """Trunk parameters that get no gradient from the taps (its own classifier, a text tower,
+    blocks after the deepest tap): one forward and backward of a blank image finds them."""
+    was = model.training
+    model.eval()
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    with torch.enable_grad():
+        taps = model._taps[0](torch.zeros(1, 3, image_size, image_size))
+        sum(t.float().sum() for t in taps.values()).backward()
+    unused = frozenset(f"trunk.{n}" for n, p in model.trunk.named_parameters() if p.grad is None)
+    for n, p in model.named_parameters():
+        p.grad = None
+        p.requires_grad_(flags[n])
+    model.train(was)
+    return unused
+
+
+def build_headnet(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
+                  progress: bool = True) -> tuple[nn.Module, str]:
+    """The modern recipes' model: `recipe.backbone`'s trunk with `weights` and its heads."""
+    info = backbones.resolve(recipe.backbone)
+    missing = [lv for lv in recipe.levels if lv not in info.dims]
+    if missing:
+        raise FeatxError(f"--backbone {recipe.backbone} has no tap {', '.join(missing)} here "
+                         f"(its taps: {', '.join(info.dims)})")
+    trunk, identity = backbones.build(info, weights, seed=seed, progress=progress)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        model = HeadNet(trunk, info, recipe.levels, n_classes)
+    model.unused = unused_parameters(model, preprocess_of(recipe, info).input_size)
+    return model, identity
+
+
+def preprocess_of(recipe: Recipe, info: backbones.Trunk | None = None) -> backbones.Preprocess:
+    """The recipe's preprocessing on its backbone: the backbone's own at the recipe's size."""
+    info = info or backbones.resolve(recipe.backbone)
+    return info.preprocess.at(recipe.image_size)
+
+
 @dataclass(frozen=True)
 class ModelKind:
     family: str  # the backbone family it needs
@@ -177,11 +286,19 @@ MODELS: dict[str, ModelKind] = {
     "vgg_gap": ModelKind("vgg", _vgg_gap),
 }
 
+# the modern recipes' models: any backbone (finetune.backbone resolves it)
+ANY_BACKBONE: dict[str, Callable[..., tuple[nn.Module, str]]] = {
+    "head": build_headnet,
+    "multilevel": build_headnet,
+}
+
 
 def build(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
           progress: bool = True) -> tuple[nn.Module, str]:
     """The recipe's model on its backbone with `weights`, and the weights identity to record.
     New layers are initialised from `seed`, so two builds give the same model."""
+    if recipe.model in ANY_BACKBONE:
+        return ANY_BACKBONE[recipe.model](recipe, n_classes, weights, seed=seed, progress=progress)
     kind = MODELS[recipe.model]
     backbone = get_backbone(recipe.backbone)
     if backbone.family != kind.family:

@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 import torch
 from torch import nn
 
 from featx.errors import FeatxError
+from finetune.depth import DepthGroups
 from finetune.recipes import Optimizer
 
 
-def group_names(names: list[str], spec: Optimizer) -> list[tuple[float, list[str]]]:
-    """[(lr, parameter names)]: each extra group takes the names its globs match, the base group
-    (spec.lr) the rest; empty groups are left out."""
-    groups: list[tuple[float, list[str]]] = []
+Group = tuple[float, list[str], str | None]  # (lr, parameter names, label shown by plan)
+
+
+def group_names(names: list[str], spec: Optimizer, depth: DepthGroups | None = None
+                ) -> list[Group]:
+    """[(lr, parameter names, label)]: each extra group takes the names its globs match, the
+    base group (spec.lr) the rest; with layer-wise decay, the trunk's depth groups (input to
+    output) come first, group d of K at spec.lr * layer_decay ** (K - d). Empty groups are left
+    out."""
+    extra: list[Group] = []
     rest = list(names)
     for patterns, lr in spec.group_lrs:
         mine = [n for n in rest if any(fnmatchcase(n, p) for p in patterns)]
         rest = [n for n in rest if n not in set(mine)]
-        groups.append((lr, mine))
-    groups.insert(0, (spec.lr, rest))
-    return [(lr, ns) for lr, ns in groups if ns]
+        extra.append((lr, mine, None))
+    layered: list[Group] = []
+    if spec.layer_decay != 1.0:
+        if depth is None:
+            raise FeatxError("--layer-decay: this recipe's model has no depth groups (use a "
+                             "modern recipe)")
+        k = len(depth.groups)
+        left = set(rest)
+        for d, group in enumerate(depth.groups):
+            label = "stem" if depth.has_stem and d == 0 else \
+                f"block {d if depth.has_stem else d + 1}"
+            layered.append((spec.lr * spec.layer_decay ** (k - d),
+                            [n for n in group if n in left], label))
+        taken = {n for _, ns, _ in layered for n in ns}
+        rest = [n for n in rest if n not in taken]
+    groups = layered + [(spec.lr, rest, "head" if layered else None)] + extra
+    return [g for g in groups if g[1]]
 
 
 def _sgd(groups: list[dict], spec: Optimizer) -> torch.optim.Optimizer:
@@ -34,47 +58,85 @@ def _adam(groups: list[dict], spec: Optimizer) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
+def _adamw(groups: list[dict], spec: Optimizer) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=spec.lr, weight_decay=spec.weight_decay)
+
+
 OPTIMIZERS: dict[str, Callable[[list[dict], Optimizer], torch.optim.Optimizer]] = {
     "sgd": _sgd,
     "adam": _adam,
+    "adamw": _adamw,
 }
 
 
 def describe(spec: Optimizer) -> dict:
     """The optimiser's settings as shown by `finetune plan` (learning rates are in the groups)."""
     if spec.name == "sgd":
-        return {"name": "sgd", "momentum": spec.momentum, "nesterov": spec.nesterov,
-                "weight_decay": spec.weight_decay}
-    return {"name": spec.name, "weight_decay": spec.weight_decay}
+        out = {"name": "sgd", "momentum": spec.momentum, "nesterov": spec.nesterov,
+               "weight_decay": spec.weight_decay}
+    else:
+        out = {"name": spec.name, "weight_decay": spec.weight_decay}
+    if spec.layer_decay != 1.0:
+        out["layer_decay"] = spec.layer_decay
+    return out
 
 
-def build_optimizer(model: nn.Module, groups: list[tuple[float, list[str]]],
+def build_optimizer(model: nn.Module, groups: list[Group],
                     spec: Optimizer) -> torch.optim.Optimizer:
     """The optimiser over `groups` ([(lr, parameter names)], as group_names gives them)."""
     if spec.name not in OPTIMIZERS:
         raise FeatxError(f"unknown --optimizer {spec.name!r}: choose one of "
                          f"{', '.join(OPTIMIZERS)}")
     params = dict(model.named_parameters())
-    param_groups = [{"params": [params[n] for n in ns], "lr": lr} for lr, ns in groups]
+    param_groups = [{"params": [params[n] for n in ns], "lr": lr} for lr, ns, _ in groups]
     try:
         return OPTIMIZERS[spec.name](param_groups, spec)
     except ValueError as e:  # e.g. nesterov without momentum, a negative lr
         raise FeatxError(f"bad optimiser settings: {e}") from None
 
 
-def _cosine(opt: torch.optim.Optimizer, epochs: int):
+def _cosine(opt: torch.optim.Optimizer, epochs: int, steps: int, warmup_epochs: float):
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
 
 
-# name -> (optimizer, epochs of the stage) -> scheduler stepped once per epoch, or None
-SCHEDULERS: dict[str, Callable | None] = {
+def warmup_cosine_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps to 1, then cosine decay to 0 at `total` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _warmup_cosine(opt: torch.optim.Optimizer, epochs: int, steps: int, warmup_epochs: float):
+    total = max(epochs * steps, 1)
+    warmup = min(round(warmup_epochs * steps), total)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, functools.partial(warmup_cosine_factor, total=total, warmup=warmup))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    make: Callable  # (optimizer, epochs of the stage, steps per epoch, warm-up epochs)
+    per_step: bool  # stepped after every optimiser step (else once per epoch)
+
+
+SCHEDULERS: dict[str, Schedule | None] = {
     "none": None,
-    "cosine": _cosine,
+    "cosine": Schedule(_cosine, per_step=False),
+    "warmup_cosine": Schedule(_warmup_cosine, per_step=True),
 }
 
 
-def build_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int):
+def build_scheduler(name: str, opt: torch.optim.Optimizer, epochs: int, steps: int = 1,
+                    warmup_epochs: float = 0.0):
+    """The stage's scheduler (None for "none"); `steps` = optimiser steps per epoch."""
     if name not in SCHEDULERS:
         raise FeatxError(f"unknown --scheduler {name!r}: choose one of {', '.join(SCHEDULERS)}")
-    make = SCHEDULERS[name]
-    return make(opt, epochs) if make else None
+    sched = SCHEDULERS[name]
+    return sched.make(opt, epochs, steps, warmup_epochs) if sched else None
+
+
+def per_step_schedule(name: str) -> bool:
+    """Whether scheduler `name` is stepped after every optimiser step."""
+    sched = SCHEDULERS.get(name)
+    return bool(sched and sched.per_step)

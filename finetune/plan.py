@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from finetune import freeze
-from finetune.optim import describe, group_names
+from finetune.optim import Group, describe, group_names
 from finetune.recipes import Recipe, Stage
 
 
@@ -15,7 +15,7 @@ from finetune.recipes import Recipe, Stage
 class StagePlan:
     stage: Stage
     trainable: list[str]
-    groups: list[tuple[float, list[str]]]  # (lr, parameter names)
+    groups: list[Group]  # (lr, parameter names, label)
 
     def to_json(self, model: nn.Module) -> dict:
         numel = {n: p.numel() for n, p in model.named_parameters()}
@@ -24,14 +24,19 @@ class StagePlan:
             "epochs": self.stage.epochs,
             "trainable": self.trainable,
             "n_trainable": sum(numel[n] for n in self.trainable),
-            "param_groups": [{"lr": lr, "n": sum(numel[n] for n in ns)} for lr, ns in self.groups],
+            "param_groups": [{"lr": lr, "n": sum(numel[n] for n in ns),
+                              **({"name": label, "tensors": len(ns)} if label else {})}
+                             for lr, ns, label in self.groups],
             "optimizer": describe(self.stage.optimizer),
         }
 
 
 def stage_plan(model: nn.Module, stage: Stage) -> StagePlan:
     names = freeze.select(model, stage.trainable)
-    return StagePlan(stage, names, group_names(names, stage.optimizer))
+    depth = None
+    if stage.optimizer.layer_decay != 1.0 and hasattr(model, "depth_groups"):
+        depth = model.depth_groups(freeze.used_parameters(model))
+    return StagePlan(stage, names, group_names(names, stage.optimizer, depth))
 
 
 def recipe_plan(model: nn.Module, recipe: Recipe) -> dict:

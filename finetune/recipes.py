@@ -11,6 +11,13 @@ Choices the papers leave open, fixed here and shown by `finetune list` / `plan`:
 - vgg19_unfreeze's "Adam 1e-5 then 1e-6" over stages 1..4: stages 1-2 at 1e-5, stages 3-4 at 1e-6.
 - resnet_ensemble's stage 2 (frozen backbone) runs 10 epochs.
 - resnet_skip projects L0..L2 with 1x1 convs (+ batch norm) to L3's shape; L3 enters as it is.
+
+The modern recipes (probe, partial, full, multilevel) work on any backbone featx extracts from,
+with the field's usual defaults: the backbone's own preprocessing, random resized crop + flip,
+AdamW, linear warm-up then cosine decay per step, label smoothing 0.1 where the trunk trains,
+layer-wise learning-rate decay (0.75 per depth group: a transformer block, a CNN stage) for
+`full`. Their heads pool each tap (global average of maps; the class token, or the mean of the
+patch tokens, of token sequences) into a linear layer.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ class Trainable:
 
     patterns: tuple[str, ...] = ()
     last_convs: int = 0
+    # the last fraction of the trunk's depth units (finetune.depth: blocks of a transformer,
+    # stages of a CNN), rounded up, with what follows them (final norm)
+    last_units: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class Optimizer:
     weight_decay: float = 0.0
     # (name globs, lr) for parameter groups with their own learning rate; the rest use `lr`
     group_lrs: tuple[tuple[tuple[str, ...], float], ...] = ()
+    # layer-wise learning-rate decay: the trunk's depth group d of K (input to output, see
+    # finetune.depth) trains at lr * layer_decay ** (K - d); 1.0 = off
+    layer_decay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class Stage:
     trainable: Trainable
     optimizer: Optimizer
     loss: str = "ce"  # key of finetune.losses.LOSSES
+    label_smoothing: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,10 @@ class Recipe:
     augment: str  # key of finetune.data.AUGMENTATIONS
     sampler: str = "weighted"
     batch_size: int = 32
-    image_size: int = 224
+    image_size: int = 224  # 0: the backbone's own input size
     split: str = "80/5/15"
     scheduler: str = "none"  # key of finetune.optim.SCHEDULERS
+    warmup_epochs: float = 0.0  # linear warm-up of schedulers that have one
     dropout: float = 0.5  # used by the models that have a dropout layer
     levels: tuple[str, ...] = ("L4",)  # the taps the classifier sees (for reports next to classify)
 
@@ -128,6 +143,45 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 
+_MODERN = "modern practice (any backbone)"
+_HEAD = ("heads.*",)
+_ADAMW = Optimizer("adamw", lr=1e-4, weight_decay=0.05)
+
+
+def _modern(name: str, description: str, stages: tuple[Stage, ...], model: str = "head",
+            levels: tuple[str, ...] = ("L4",)) -> Recipe:
+    return Recipe(name=name, paper=_MODERN, description=description, backbone="resnet50",
+                  model=model, stages=stages, augment="rrc_flip", image_size=0,
+                  scheduler="warmup_cosine", warmup_epochs=1.0, levels=levels)
+
+
+MODERN: dict[str, Recipe] = {r.name: r for r in (
+    _modern("probe", "linear probe: trunk frozen (batch-norm statistics and dropout too, run "
+            "without gradients), a linear head on the deepest level",
+            (Stage("train", 30, Trainable(_HEAD), Optimizer("adamw", lr=1e-3, weight_decay=1e-4)),)),
+    _modern("partial", "the last stage (CNN) or the last quarter of the blocks (transformer), "
+            "with what follows them, plus the head; the rest frozen",
+            (Stage("train", 30, Trainable(_HEAD, last_units=0.25),
+                   dataclasses.replace(_ADAMW, group_lrs=((_HEAD, 1e-3),)),
+                   label_smoothing=0.1),)),
+    _modern("full", "everything, with layer-wise learning-rate decay: one group per block "
+            "(transformer) or stage (CNN), the rate shrinking by 0.75 per group towards the input",
+            (Stage("train", 30, _EVERYTHING, dataclasses.replace(_ADAMW, layer_decay=0.75),
+                   label_smoothing=0.1),)),
+    _modern("multilevel", "paper 1's ensemble for any backbone: stage 1 the trunk + a head on "
+            "each of the five taps, their cross-entropies summed; stage 2 trunk frozen, the heads "
+            "+ a learned weighted average of their softmax outputs",
+            (Stage("trunk_and_heads", 30, Trainable(("trunk.*", "heads.*")),
+                   dataclasses.replace(_ADAMW, group_lrs=((_HEADS, 1e-3),)), loss="heads_sum",
+                   label_smoothing=0.1),
+             Stage("heads_and_combiner", 10, Trainable(_HEADS),
+                   dataclasses.replace(_ADAMW, group_lrs=((_HEADS, 1e-3),)))),
+            model="multilevel", levels=_ALL_LEVELS),
+)}
+
+RECIPES.update(MODERN)
+
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
 
@@ -149,7 +203,8 @@ def override(recipe: Recipe, *, backbone: str | None = None, epochs: int | None 
              stage_epochs: list[int] | None = None, lr: float | None = None,
              head_lr: float | None = None, optimizer: str | None = None,
              momentum: float | None = None, nesterov: bool | None = None,
-             weight_decay: float | None = None, **fields) -> Recipe:
+             weight_decay: float | None = None, layer_decay: float | None = None,
+             label_smoothing: float | None = None, **fields) -> Recipe:
     """The recipe with command-line overrides applied (None = keep the paper's value)."""
     if stage_epochs is not None and len(stage_epochs) != len(recipe.stages):
         raise FeatxError(f"--stage-epochs: {recipe.name} has {len(recipe.stages)} stages, got "
@@ -161,7 +216,9 @@ def override(recipe: Recipe, *, backbone: str | None = None, epochs: int | None 
         if stage_epochs is not None:
             st = dataclasses.replace(st, epochs=stage_epochs[i])
         st = _replace_optim(st, lr=lr, name=optimizer, momentum=momentum, nesterov=nesterov,
-                            weight_decay=weight_decay)
+                            weight_decay=weight_decay, layer_decay=layer_decay)
+        if label_smoothing is not None:
+            st = dataclasses.replace(st, label_smoothing=label_smoothing)
         if head_lr is not None and st.optimizer.group_lrs:
             st = _replace_optim(st, group_lrs=tuple((pats, head_lr)
                                                     for pats, _ in st.optimizer.group_lrs))
@@ -189,6 +246,9 @@ def recipe_from_dict(d: dict) -> Recipe:
 
     stages = tuple(Stage(name=s["name"], epochs=int(s["epochs"]),
                          trainable=Trainable(tuple(s["trainable"]["patterns"]),
-                                             int(s["trainable"]["last_convs"])),
-                         optimizer=opt(s["optimizer"]), loss=s["loss"]) for s in d["stages"])
+                                             int(s["trainable"]["last_convs"]),
+                                             float(s["trainable"].get("last_units", 0.0))),
+                         optimizer=opt(s["optimizer"]), loss=s["loss"],
+                         label_smoothing=float(s.get("label_smoothing", 0.0)))
+                   for s in d["stages"])
     return Recipe(**{**d, "stages": stages, "levels": tuple(d["levels"])})
