@@ -1,4 +1,5 @@
-"""`finetune list | plan | run | eval`: the papers' recipes trained end to end."""
+"""`finetune list | plan | run | eval`: the papers' recipes and the modern ones (any backbone)
+trained end to end."""
 
 from __future__ import annotations
 
@@ -26,27 +27,39 @@ def _int_list(ctx, param, value: str | None) -> list[int] | None:
 
 # hyperparameter overrides shared by `plan` and `run` (None = the recipe's paper value)
 _OVERRIDES = [
-    click.option("--backbone", help="Backbone (default: the recipe's; resnet18..152, vgg16/19)."),
+    click.option("--backbone", help="Backbone (default: the recipe's). Paper recipes: "
+                 "resnet18..152, vgg16/19; modern recipes: any featx backbone (torchvision "
+                 "name, timm/<model>, clip/<arch>:<tag>)."),
     click.option("--epochs", type=click.IntRange(min=0), help="Epochs of every stage."),
     click.option("--stage-epochs", callback=_int_list, metavar="N,N,...",
                  help="Epochs per stage, one number per stage."),
     click.option("--lr", type=click.FloatRange(min=0), help="Learning rate of every stage's base "
                  "parameter group."),
     click.option("--head-lr", type=click.FloatRange(min=0),
-                 help="Learning rate of the heads/combiner group (resnet_ensemble)."),
-    click.option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser."),
+                 help="Learning rate of the heads/combiner group (resnet_ensemble, partial, "
+                      "multilevel)."),
+    click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), help="Optimiser."),
     click.option("--momentum", type=click.FloatRange(min=0), help="SGD momentum."),
     click.option("--nesterov/--no-nesterov", default=None, help="SGD Nesterov momentum."),
     click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay."),
+    click.option("--layer-decay", type=click.FloatRange(0, 1, min_open=True),
+                 help="Layer-wise learning-rate decay per depth group (block / stage) towards "
+                      "the input; 1 = off (full: 0.75)."),
+    click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True),
+                 help="Label smoothing of the cross-entropy (modern recipes: 0.1)."),
     click.option("--batch-size", type=click.IntRange(min=1), help="Batch size per process "
                  "(paper: 32)."),
-    click.option("--image-size", type=click.IntRange(min=16), help="Crop size (paper: 224)."),
+    click.option("--image-size", type=click.IntRange(min=16), help="Crop size (papers: 224; "
+                 "modern recipes: the backbone's own)."),
     click.option("--sampler", type=click.Choice(["weighted", "shuffle"]),
                  help="weighted: class-balanced random sampling (paper 1); shuffle: plain."),
-    click.option("--augment", type=click.Choice(["resnet", "vgg", "none"]),
+    click.option("--augment", type=click.Choice(["resnet", "vgg", "rrc_flip", "none"]),
                  help="Training augmentation (default: the recipe's)."),
-    click.option("--scheduler", type=click.Choice(["none", "cosine"]),
-                 help="Learning-rate schedule within each stage (papers: none)."),
+    click.option("--scheduler", type=click.Choice(["none", "cosine", "warmup_cosine"]),
+                 help="Learning-rate schedule within each stage (papers: none; modern recipes: "
+                      "warmup_cosine, stepped every optimiser step)."),
+    click.option("--warmup-epochs", type=click.FloatRange(min=0),
+                 help="Linear warm-up of warmup_cosine, in epochs (modern recipes: 1)."),
     click.option("--dropout", type=click.FloatRange(0, 1), help="Dropout probability of the "
                  "recipes that have a dropout layer."),
     click.option("--split", help="Train/val/test split, e.g. 80/5/15 (default: the recipe's)."),
@@ -62,36 +75,43 @@ def _overrides(fn: Callable) -> Callable:
 def _recipe(name: str, kw: dict) -> Recipe:
     """The recipe with the command line's overrides (popped from kw)."""
     keys = ("backbone", "epochs", "stage_epochs", "lr", "head_lr", "optimizer", "momentum",
-            "nesterov", "weight_decay", "batch_size", "image_size", "sampler", "augment",
-            "scheduler", "dropout", "split")
+            "nesterov", "weight_decay", "layer_decay", "label_smoothing", "batch_size",
+            "image_size", "sampler", "augment", "scheduler", "warmup_epochs", "dropout", "split")
     return override(get_recipe(name), **{k: kw.pop(k) for k in keys})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Fine-tune ResNet / VGG end to end with the reference papers' recipes."""
+    """Fine-tune end to end: the reference papers' ResNet / VGG recipes, and the modern
+    recipes (probe, partial, full, multilevel) for any backbone."""
 
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the recipes as JSON.")
 def list_cmd(as_json: bool) -> None:
-    """The recipes with their paper hyperparameters."""
+    """The recipes with their defaults (the papers' hyperparameters for theirs)."""
     from finetune.recipes import recipe_to_dict
 
     if as_json:
         click.echo(json.dumps({n: recipe_to_dict(r) for n, r in RECIPES.items()}, indent=2))
         return
     for r in RECIPES.values():
-        click.echo(f"{r.name}  ({r.backbone}, batch {r.batch_size}, {r.image_size} px, "
-                   f"sampler {r.sampler}, augment {r.augment}, split {r.split})")
+        size = f"{r.image_size} px" if r.image_size else "the backbone's own size"
+        warm = (f" (warm-up {r.warmup_epochs:g} epoch{'' if r.warmup_epochs == 1 else 's'})"
+                if r.warmup_epochs else "")
+        sched = f", {r.scheduler}{warm}" if r.scheduler != "none" else ""
+        click.echo(f"{r.name}  ({r.backbone}, batch {r.batch_size}, {size}, "
+                   f"sampler {r.sampler}, augment {r.augment}, split {r.split}{sched})")
         click.echo(f"    {r.description}")
         for st in r.stages:
             o = st.optimizer
             extra = (f", momentum {o.momentum}{' nesterov' if o.nesterov else ''}"
                      if o.name == "sgd" else "")
             groups = "".join(f", {'/'.join(p)} lr {lr:g}" for p, lr in o.group_lrs)
+            decay = f", layer decay {o.layer_decay:g}" if o.layer_decay != 1.0 else ""
+            smooth = f" (label smoothing {st.label_smoothing:g})" if st.label_smoothing else ""
             click.echo(f"    stage {st.name}: {st.epochs} epochs, {o.name} lr {o.lr:g}{extra}, "
-                       f"wd {o.weight_decay:g}{groups}; loss {st.loss}")
+                       f"wd {o.weight_decay:g}{groups}{decay}; loss {st.loss}{smooth}")
         click.echo(f"    [{r.paper}]")
 
 
@@ -115,7 +135,8 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
         return
     click.echo(f"{p['recipe']} on {p['backbone']}")
     for st in p["stages"]:
-        groups = ", ".join(f"{g['n']:,} at lr {g['lr']:g}" for g in st["param_groups"])
+        groups = ", ".join(f"{g.get('name', '') + ' ' if 'name' in g else ''}{g['n']:,} at lr "
+                           f"{g['lr']:.3g}" for g in st["param_groups"])
         click.echo(f"  {st['name']}: {st['epochs']} epochs, {st['optimizer']['name']}, "
                    f"{len(st['trainable'])} tensors / {st['n_trainable']:,} parameters "
                    f"({groups})")
@@ -141,11 +162,18 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
               help="Also write last.pt every N steps (0: at the end of each epoch only).")
 @click.option("--amp", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Mixed precision on CUDA (bf16 where supported, else fp16).")
+@click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Also keep an exponential moving average of the weights with this decay "
+                   "(e.g. 0.999), evaluated and checkpointed beside them (best_ema.pt, "
+                   "test_ema.json).")
+@click.option("--tta", type=click.Choice(["none", "flip"]), default="none", show_default=True,
+              help="Test-time augmentation at evaluation: flip averages an image's and its "
+                   "mirror image's class probabilities.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @one_line_errors
 def run(recipe: str, data: str, weights: str, device: str, out: Path | None, resume: bool,
         seed: int, workers: int | None, steps_per_epoch: int | None, checkpoint_every: int,
-        amp: str, quiet: bool, **kw) -> None:
+        amp: str, ema: float | None, tta: str, quiet: bool, **kw) -> None:
     """Train RECIPE on DATA; writes config.json, metrics.jsonl, best.pt, last.pt, test.json and
     confusion.png into --out. Start with torchrun for several GPUs or nodes."""
     from finetune.config import RunConfig
@@ -156,7 +184,7 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
     cfg = RunConfig(recipe=rec, data=data, out=out, weights=weights, seed=seed, device=device,
                     workers=workers,
                     quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
-                    checkpoint_every=checkpoint_every, amp=amp)
+                    checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta)
     test = train_run(cfg)
     if test is not None:
         click.echo(f"{rec.name} ({rec.backbone}): test accuracy {100 * test['accuracy']:.2f}%, "
@@ -166,8 +194,11 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", required=True, help="The run's DATA (same images and split).")
-@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
-              show_default=True)
+@click.option("--checkpoint", "which",
+              type=click.Choice(["best", "last", "best_ema", "last_ema"]), default="best",
+              show_default=True, help="best/last: the raw weights; *_ema: their moving average.")
+@click.option("--tta", type=click.Choice(["none", "flip"]),
+              help="Test-time augmentation (default: the run's).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write classify's rows JSON here.")
 @click.option("--device", default="auto", show_default=True)
@@ -175,14 +206,14 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @one_line_errors
-def eval_cmd(run_dir: Path, data: str, which: str, json_path: Path | None, device: str,
-             batch_size: int | None, workers: int, quiet: bool) -> None:
+def eval_cmd(run_dir: Path, data: str, which: str, tta: str | None, json_path: Path | None,
+             device: str, batch_size: int | None, workers: int, quiet: bool) -> None:
     """Evaluate RUN_DIR's checkpoint on DATA's val and test images."""
     from finetune.evaluate import evaluate_run
     from finetune.files import write_json
 
     report = evaluate_run(run_dir, data, which, device=device, workers=workers,
-                          batch_size=batch_size, quiet=quiet)
+                          batch_size=batch_size, quiet=quiet, tta=tta)
     for row in report["rows"]:
         for split in ("val", "test"):
             m = row[split]

@@ -3,6 +3,7 @@ same run."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,8 @@ class RunConfig:
     steps_per_epoch: int | None = None  # cap on optimiser steps per epoch (quick runs)
     checkpoint_every: int = 0  # also write last.pt every N steps (0: at epoch ends only)
     amp: str = "auto"  # auto: bf16 (or fp16 + grad scaling) on CUDA, off elsewhere
+    ema: float | None = None  # decay of the weights' exponential moving average (None: off)
+    tta: str = "none"  # test-time augmentation at evaluation: none | flip
 
 
 def collection_digest(c: Collection) -> str:
@@ -51,17 +54,27 @@ def config_json(cfg: RunConfig, coll: Collection, weights_identity: str, world_s
         "collection": collection_digest(coll),
         "weights": cfg.weights,
         "weights_identity": weights_identity,
-        "preprocessing": PREPROCESSING,
+        "preprocessing": _preprocessing(cfg.recipe),
         "world_size": world_size,
         "steps_per_epoch": cfg.steps_per_epoch,
         "checkpoint_every": cfg.checkpoint_every,
         "amp": cfg.amp,
+        "ema": cfg.ema,
+        "tta": cfg.tta,
     }
+
+
+def _preprocessing(recipe: Recipe) -> str | dict:
+    """featx's preprocessing id for the paper recipes; the backbone's own for the modern ones."""
+    from finetune.models import inputs_of
+
+    pre = inputs_of(recipe).pre
+    return PREPROCESSING if pre is None else {"augment": recipe.augment, **dataclasses.asdict(pre)}
 
 
 # what must be equal for --resume to continue the same run
 _RESUME_KEYS = ("recipe", "classes", "split", "seed", "collection", "weights_identity",
-                "world_size", "steps_per_epoch")
+                "world_size", "steps_per_epoch", "ema")
 
 
 def check_resumable(saved: dict, now: dict, out: Path) -> None:

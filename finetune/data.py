@@ -1,7 +1,7 @@
 """Images of a featx Collection for training and evaluation, with each recipe's augmentation.
 
 Items are decoded in loader workers into uint8 tensors; normalisation runs on the device
-(featx.preprocess.normalize). Images that cannot be decoded are dropped from their batch and
+(`normalizer`: ImageNet's for the paper recipes, the backbone's own for the modern ones). Images that cannot be decoded are dropped from their batch and
 reported by the batch, so a bad file never stops training.
 """
 
@@ -20,27 +20,57 @@ from torchvision import transforms as T
 from featx.dataset import Collection
 from featx.decode import DecodeError, load_image
 from featx.preprocess import resize_center_crop, to_uint8_tensor
+from finetune.backbone import Preprocess
 
 
-def _resnet_train(size: int) -> Callable[[Image.Image], Image.Image]:
+Transform = Callable[[Image.Image], Image.Image]
+
+
+def _interpolation(pre: Preprocess | None) -> T.InterpolationMode:
+    return T.InterpolationMode(pre.interpolation if pre else "bilinear")
+
+
+def _resnet_train(size: int, pre: Preprocess | None = None) -> Transform:
     return T.Compose([T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()])
 
 
-def _vgg_train(size: int) -> Callable[[Image.Image], Image.Image]:
+def _vgg_train(size: int, pre: Preprocess | None = None) -> Transform:
     return T.Compose([T.Resize(size, antialias=True), T.RandomHorizontalFlip(),
                       T.RandomRotation(10), T.CenterCrop(size)])
 
 
-def _eval(size: int) -> Callable[[Image.Image], Image.Image]:
-    return lambda img: resize_center_crop(img, size)
+def _rrc_flip(size: int, pre: Preprocess | None = None) -> Transform:
+    """Random resized crop (scale 0.08-1) and horizontal flip, in the backbone's interpolation."""
+    return T.Compose([T.RandomResizedCrop(size, interpolation=_interpolation(pre),
+                                          antialias=True), T.RandomHorizontalFlip()])
 
 
-# name -> image size -> training transform on PIL images (augment "none" = the eval transform)
-AUGMENTATIONS: dict[str, Callable[[int], Callable[[Image.Image], Image.Image]]] = {
+def eval_transform(size: int, pre: Preprocess | None = None) -> Transform:
+    """The backbone's own resize (shorter side) + centre crop; without `pre`, the papers': shorter
+    side to `size`, bilinear, centre crop."""
+    if pre is None:
+        return lambda img: resize_center_crop(img, size)
+    return T.Compose([T.Resize(pre.resize_size, interpolation=_interpolation(pre),
+                               antialias=True), T.CenterCrop(size)])
+
+
+# name -> (image size, the backbone's preprocessing or None) -> training transform on PIL images
+# (augment "none" = the eval transform)
+AUGMENTATIONS: dict[str, Callable[[int, Preprocess | None], Transform]] = {
     "resnet": _resnet_train,
     "vgg": _vgg_train,
-    "none": _eval,
+    "rrc_flip": _rrc_flip,
+    "none": eval_transform,
 }
+
+
+def normalizer(mean: tuple[float, ...], std: tuple[float, ...]) -> Callable[[Tensor], Tensor]:
+    """uint8 [B, 3, H, W] on any device -> float32 normalised with `mean`/`std` (0-1 scale)."""
+    def normalize(batch: Tensor) -> Tensor:
+        m = torch.tensor(mean, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        s = torch.tensor(std, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        return (batch.to(torch.float32) - m) / s
+    return normalize
 
 
 @dataclass
@@ -54,13 +84,15 @@ class ImageSet(Dataset):
     for training; returns (uint8 [3, S, S], label) or Failed."""
 
     def __init__(self, collection: Collection, indices: np.ndarray, size: int,
-                 augment: str | None = None):
+                 augment: str | None = None, pre: Preprocess | None = None):
         self.collection = collection
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = size
         self.labels = collection.labels[self.indices].astype(np.int64)
-        self.transform = AUGMENTATIONS[augment](size) if augment else _eval(size)
+        self.transform = AUGMENTATIONS[augment](size, pre) if augment else eval_transform(size,
+                                                                                          pre)
         self.train = augment is not None
+        self.draft = size * 2 if self.train else max(size, pre.resize_size if pre else size)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -70,8 +102,7 @@ class ImageSet(Dataset):
         i = int(self.indices[pos])
         try:
             # random crops need more pixels than the output size: decode at twice that
-            img = load_image(self.collection.abspath(i),
-                             draft_size=self.size * 2 if self.train else self.size)
+            img = load_image(self.collection.abspath(i), draft_size=self.draft)
         except DecodeError as e:
             return Failed(self.collection.paths[i], str(e))
         with torch.random.fork_rng(devices=[]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -11,7 +12,8 @@ from torch import nn
 from tqdm import tqdm
 
 from classify.metrics import evaluate
-from featx.preprocess import normalize
+from featx.errors import FeatxError
+from featx.preprocess import normalize as imagenet_normalize
 from finetune.data import Failed
 from finetune.files import atomic_path
 from finetune.models import logits_of
@@ -21,8 +23,14 @@ from finetune.models import logits_of
 def predict(model: nn.Module, loader, device: torch.device,
             prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
             autocast: Callable | None = None, quiet: bool = True,
-            desc: str = "eval") -> tuple[np.ndarray, np.ndarray, list[Failed]]:
-    """(true labels, predicted labels, failed images) over every batch of `loader`."""
+            desc: str = "eval", normalize: Callable | None = None,
+            tta: str = "none") -> tuple[np.ndarray, np.ndarray, list[Failed]]:
+    """(true labels, predicted labels, failed images) over every batch of `loader`. `normalize`:
+    uint8 batch -> model input (default ImageNet's); `tta`: "flip" averages the class
+    probabilities of each image and its mirror image."""
+    if tta not in TTA:
+        raise FeatxError(f"unknown --tta {tta!r}: choose one of {', '.join(TTA)}")
+    normalize = normalize or imagenet_normalize
     was_training = model.training
     model.eval()
     ys, ps, failed = [], [], []
@@ -35,17 +43,33 @@ def predict(model: nn.Module, loader, device: torch.device,
             continue
         x = normalize(batch.images.to(device, non_blocking=True))
         x = prepare(x) if prepare else x
-        if autocast:
-            with autocast():
-                out = model(x)
-        else:
-            out = model(x)
-        ps.append(logits_of(out).argmax(dim=1).cpu())
+        with autocast() if autocast else nullcontext():
+            probs = TTA[tta](model, x)
+        ps.append(probs.argmax(dim=1).cpu())
         ys.append(batch.labels)
     bar.close()
     model.train(was_training)
     cat = (lambda t: torch.cat(t).numpy()) if ys else (lambda t: np.zeros(0, dtype=np.int64))
     return cat(ys), cat(ps), failed
+
+
+def _plain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return logits_of(model(x))
+
+
+def _probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits_of(model(x)).float(), dim=1)
+
+
+def _flip(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return (_probs(model, x) + _probs(model, torch.flip(x, dims=[3]))) / 2
+
+
+# --tta name -> (model, input batch) -> class scores (argmax = the prediction)
+TTA: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "none": _plain,
+    "flip": _flip,
+}
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], seed: int = 0) -> dict:
@@ -81,17 +105,22 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: str | os.PathL
     plt.close(fig)
 
 
+# --checkpoint name -> (file in the run folder, key of its weights)
+CHECKPOINTS = {"best": ("best.pt", "model"), "last": ("last.pt", "model"),
+               "best_ema": ("best_ema.pt", "model"), "last_ema": ("last.pt", "ema")}
+
+
 def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
                  device: str = "auto", workers: int = 0, batch_size: int | None = None,
-                 quiet: bool = False) -> dict:
-    """Re-evaluate a run folder's checkpoint on val and test: classify's row shape."""
+                 quiet: bool = False, tta: str | None = None) -> dict:
+    """Re-evaluate a run folder's checkpoint on val and test: classify's row shape. `tta`:
+    None = the run's own."""
     from pathlib import Path
 
     from featx.dataset import load_collection
-    from featx.errors import FeatxError
     from finetune import checkpoint, distributed, models
     from finetune.config import read_config
-    from finetune.data import ImageSet, make_loader
+    from finetune.data import ImageSet, make_loader, normalizer
     from finetune.recipes import recipe_from_dict
 
     run_dir = Path(run_dir)
@@ -101,19 +130,27 @@ def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
                            cfg["seed"])
     if coll.classes != cfg["classes"]:
         raise FeatxError(f"{data}: classes {coll.classes} differ from the run's {cfg['classes']}")
-    ckpt = checkpoint.load(run_dir / f"{which}.pt")
+    file, key = CHECKPOINTS[which]
+    ckpt = checkpoint.load(run_dir / file)
+    if ckpt.get(key) is None:
+        raise FeatxError(f"{run_dir / file}: holds no {key} weights (was the run started with "
+                         f"--ema?)")
     model, _ = models.build(recipe, len(coll.classes), "none", seed=cfg["seed"])
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt[key])
     dev = distributed.resolve_device(device)
     model.to(dev)
+    tta = tta or cfg.get("tta", "none")
+    inputs = models.inputs_of(recipe)
     row = {"name": f"finetune:{recipe.name}", "levels": list(recipe.levels),
            "model": f"{recipe.name}/{recipe.backbone}", "weighted": recipe.sampler == "weighted",
-           "checkpoint": str(run_dir / f"{which}.pt")}
+           "checkpoint": f"{run_dir / file}" + ("" if key == "model" else f"[{key}]"),
+           "tta": tta}
     for split in ("val", "test"):
         idx = coll.indices(split)
-        ds = ImageSet(coll, idx, recipe.image_size)
+        ds = ImageSet(coll, idx, inputs.size, pre=inputs.pre)
         loader = make_loader(ds, batch_size or recipe.batch_size, workers,
                              pin_memory=dev.type == "cuda")
-        y, p, failed = predict(model, loader, dev, quiet=quiet, desc=split)
+        y, p, failed = predict(model, loader, dev, quiet=quiet, desc=split,
+                               normalize=normalizer(inputs.mean, inputs.std), tta=tta)
         row[split] = metrics(y, p, coll.classes, seed=cfg["seed"]) if len(idx) else None
     return {"rows": [row]}

@@ -20,6 +20,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from featx.backbones import get_backbone, stages
 from featx.errors import FeatxError
 from featx.levels import LEVELS
+from featx.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from featx.weights import build_model
 from finetune import backbone as backbones
 from finetune.depth import DepthGroups, depth_groups
@@ -273,6 +274,25 @@ def preprocess_of(recipe: Recipe, info: backbones.Trunk | None = None) -> backbo
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What a recipe's model is fed: crop size, preprocessing, normalisation."""
+
+    size: int
+    pre: backbones.Preprocess | None  # None: the papers' resize + centre crop at `size`
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def inputs_of(recipe: Recipe) -> Inputs:
+    """The modern recipes: the backbone's own preprocessing (at --image-size if given); the
+    papers': shorter side to image_size, centre crop, ImageNet normalisation."""
+    if recipe.model in ANY_BACKBONE:
+        pre = preprocess_of(recipe)
+        return Inputs(pre.input_size, pre, pre.mean, pre.std)
+    return Inputs(recipe.image_size, None, IMAGENET_MEAN, IMAGENET_STD)
+
+
+@dataclass(frozen=True)
 class ModelKind:
     family: str  # the backbone family it needs
     surgery: Callable[[nn.Module, Recipe, tuple[int, ...], int], nn.Module]
@@ -309,3 +329,13 @@ def build(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
         torch.manual_seed(seed + 1)
         model = kind.surgery(model, recipe, backbone.channels, n_classes)
     return model, identity
+
+
+def check_weights(recipe: Recipe, weights: str) -> None:
+    """featx extract's check of `--weights` for the recipe's backbone: fails at once, offline,
+    with the same message."""
+    if recipe.model in ANY_BACKBONE:
+        return backbones.check_weights(backbones.resolve(recipe.backbone), weights)
+    from featx.weights import check_weights as featx_check
+
+    featx_check(get_backbone(recipe.backbone), weights)

@@ -100,10 +100,11 @@ def _cosine(opt: torch.optim.Optimizer, epochs: int, steps: int, warmup_epochs: 
 
 
 def warmup_cosine_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps to 1, then cosine decay to 0 at `total` steps."""
+    """Linear warm-up over `warmup` steps to 1, then cosine decay towards 0 (reached one step
+    after the last of `total`)."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
+    progress = (step - warmup + 1) / (total - warmup + 1)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 

@@ -19,19 +19,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from featx.backbones import get_backbone
 from featx.dataset import load_collection
 from featx.errors import FeatxError
 from featx.loader import default_workers
-from featx.preprocess import normalize
-from featx.weights import check_weights
 from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
-from finetune.data import Batch, ImageSet, make_loader
+from finetune.data import Batch, ImageSet, make_loader, normalizer
+from finetune.ema import EMA
 from finetune.evaluate import metrics, plot_confusion, predict
 from finetune.files import write_json, write_lines
-from finetune.losses import LOSSES
-from finetune.optim import build_optimizer, build_scheduler
+from finetune.losses import stage_loss
+from finetune.optim import build_optimizer, build_scheduler, per_step_schedule
 from finetune.plan import stage_plan
 from finetune.sampler import EpochSampler
 
@@ -53,6 +51,7 @@ class Device:
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    normalize: Callable[[torch.Tensor], torch.Tensor]  # uint8 batch -> normalised float
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -63,16 +62,17 @@ class Device:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x = normalize(batch.images.to(self.device, non_blocking=True))
+        x = self.normalize(batch.images.to(self.device, non_blocking=True))
         return self.prepare(x), batch.labels.to(self.device, non_blocking=True)
 
 
-def device_setup(device: torch.device, amp: str) -> Device:
+def device_setup(device: torch.device, amp: str, inputs: models.Inputs) -> Device:
     cuda = device.type == "cuda"
     dtype = None
     if cuda and amp == "auto":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return Device(device, dtype, channels_last=cuda)
+    return Device(device, dtype, channels_last=cuda,
+                  normalize=normalizer(inputs.mean, inputs.std))
 
 
 @dataclass
@@ -141,7 +141,7 @@ class Trainer:
         self.recipe = cfg.recipe
         self.out = Path(cfg.out)
         self.quiet = cfg.quiet or not ctx.is_main
-        check_weights(get_backbone(self.recipe.backbone), cfg.weights)
+        models.check_weights(self.recipe, cfg.weights)
         coll = load_collection(cfg.data, self.recipe.split, cfg.seed)
         self.coll = coll
         self.idx = {s: coll.indices(s) for s in ("train", "val", "test")}
@@ -154,9 +154,11 @@ class Trainer:
         if ctx.is_main:
             distributed.barrier(ctx)
         self.config = config_json(cfg, coll, identity, ctx.world_size)
-        self.dev = device_setup(ctx.device, cfg.amp)
-        size, bs = self.recipe.image_size, self.recipe.batch_size
-        self.train_set = ImageSet(coll, self.idx["train"], size, augment=self.recipe.augment)
+        self.inputs = models.inputs_of(self.recipe)
+        self.dev = device_setup(ctx.device, cfg.amp, self.inputs)
+        size, bs = self.inputs.size, self.recipe.batch_size
+        self.train_set = ImageSet(coll, self.idx["train"], size, augment=self.recipe.augment,
+                                  pre=self.inputs.pre)
         self.sampler = EpochSampler(self.train_set.labels, self.recipe.sampler, cfg.seed,
                                     ctx.rank, ctx.world_size)
         self.drop_last = self.sampler.per_rank >= bs  # no 1-image batch for batch norm
@@ -169,6 +171,8 @@ class Trainer:
         self.reported: set[str] = set()
         self.train_loader = None
         self.best = -math.inf
+        self.best_ema = -math.inf
+        self.ema: EMA | None = None
 
     # -- files (rank 0) ----------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -176,15 +180,16 @@ class Trainer:
             tqdm.write(msg)
 
     def _eval_loader(self, split: str):
-        ds = ImageSet(self.coll, self.idx[split], self.recipe.image_size)
+        ds = ImageSet(self.coll, self.idx[split], self.inputs.size, pre=self.inputs.pre)
         return make_loader(ds, self.recipe.batch_size, self.workers, pin_memory=self.pin)
 
-    def _evaluate(self, split: str) -> dict | None:
+    def _evaluate(self, split: str, model: nn.Module | None = None) -> dict | None:
         if not len(self.idx[split]):
             return None
-        y, p, failed = predict(self.model, self._eval_loader(split), self.dev.device,
+        y, p, failed = predict(model or self.model, self._eval_loader(split), self.dev.device,
                                prepare=self.dev.prepare, autocast=self.dev.autocast,
-                               quiet=self.quiet, desc=split)
+                               quiet=self.quiet, desc=split, normalize=self.dev.normalize,
+                               tta=self.cfg.tta)
         self._report(failed)
         return metrics(y, p, self.coll.classes, seed=self.cfg.seed)
 
@@ -209,13 +214,16 @@ class Trainer:
             "position": [pos.stage, pos.epoch, pos.step],
             "epoch_stats": [stats.loss_sum, stats.n, stats.seconds] if stats else None,
             "best": self.best,
+            "best_ema": self.best_ema,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rngs,
             "sampler": {"kind": self.sampler.kind, "seed": self.sampler.seed},
         }, self.out / "last.pt")
 
-    def _save_best(self, stage_index: int, epoch: int, val: dict | None) -> None:
+    def _save_best(self, stage_index: int, epoch: int, val: dict | None,
+                   model: nn.Module | None = None, name: str = "best.pt") -> None:
         checkpoint.atomic_save({
-            "model": self.model.state_dict(),
+            "model": (model or self.model).state_dict(),
             "recipe": self.recipe.name,
             "classes": self.coll.classes,
             "stage_index": stage_index,
@@ -223,7 +231,7 @@ class Trainer:
             "epoch": epoch,
             "val_accuracy": val["accuracy"] if val else None,
             "val_macro_recall": val["macro_recall"] if val else None,
-        }, self.out / "best.pt")
+        }, self.out / name)
 
     def _resume(self) -> tuple[Position, dict | None]:
         saved = read_config(self.out)
@@ -234,6 +242,7 @@ class Trainer:
         state = checkpoint.load(self.out / "last.pt")
         self.model.load_state_dict(state["model"])
         self.best = float(state["best"])
+        self.best_ema = float(state.get("best_ema", -math.inf))
         return Position(*state["position"]), state
 
     # -- the loop ----------------------------------------------------------------------------
@@ -254,6 +263,10 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         if self.dev.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        if cfg.ema is not None:
+            self.ema = EMA(self.model, cfg.ema)
+            if state is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
         if state is not None:
             rngs = state["rng"]
             if len(rngs) == ctx.world_size:
@@ -277,7 +290,8 @@ class Trainer:
         sp = stage_plan(self.model, stage)
         freeze.apply(self.model, sp.trainable)
         opt = build_optimizer(self.model, sp.groups, stage.optimizer)
-        sched = build_scheduler(self.recipe.scheduler, opt, stage.epochs)
+        sched = build_scheduler(self.recipe.scheduler, opt, stage.epochs, self.steps,
+                                self.recipe.warmup_epochs)
         scaler = torch.amp.GradScaler(self.dev.device.type,
                                       enabled=self.dev.amp_dtype == torch.float16)
         first = 0
@@ -289,7 +303,7 @@ class Trainer:
                 scaler.load_state_dict(state["scaler"])
             first = pos.epoch
         net = distributed.wrap(self.model, self.ctx)
-        loss_fn = LOSSES[stage.loss]
+        loss_fn = stage_loss(stage.loss, stage.label_smoothing)
         for e in range(first, stage.epochs):
             resume_here = state is not None and e == pos.epoch and pos.step > 0
             stats = EpochStats(*state["epoch_stats"]) if resume_here else EpochStats()
@@ -297,7 +311,7 @@ class Trainer:
             self._train_epoch(net, si, stage, e, offset + e, start_step, stats, opt, sched, scaler,
                               loss_fn)
             self._end_epoch(si, stage, e, stats, opt)
-            if sched is not None:
+            if sched is not None and not per_step_schedule(self.recipe.scheduler):
                 sched.step()
             done = Position(si, e + 1) if e + 1 < stage.epochs else Position(si + 1, 0)
             # a finished stage's optimiser is not carried into the next one
@@ -319,6 +333,7 @@ class Trainer:
                                             pin_memory=self.pin, persistent=True)
         loader = self.train_loader
         freeze.train_mode(self.model)
+        per_step = per_step_schedule(self.recipe.scheduler)
         bar = tqdm(total=self.steps * bs * self.ctx.world_size, initial=start_step * bs,
                    desc=f"{stage.name} {e + 1}/{stage.epochs}", unit="img",
                    disable=self.quiet, dynamic_ncols=True)
@@ -333,6 +348,10 @@ class Trainer:
                 x, y = self.dev.inputs(batch)
                 losses.append(train_step(net, x, y, loss_fn, opt, scaler, self.dev) * len(batch))
                 stats.n += len(batch)
+                if self.ema is not None:
+                    self.ema.update(self.model)
+            if sched is not None and per_step:
+                sched.step()
             bar.update(bs * self.ctx.world_size)
             # sync with the device only now and then, at fixed steps so that a resumed run
             # adds up the same losses in the same order
@@ -365,6 +384,12 @@ class Trainer:
             if val is None or val["macro_recall"] > self.best:
                 self.best = val["macro_recall"] if val else self.best
                 self._save_best(si, e + 1, val)
+            val_ema = None
+            if self.ema is not None:
+                val_ema = self._evaluate("val", self.ema.module)
+                if val_ema is None or val_ema["macro_recall"] > self.best_ema:
+                    self.best_ema = val_ema["macro_recall"] if val_ema else self.best_ema
+                    self._save_best(si, e + 1, val_ema, self.ema.module, "best_ema.pt")
             rec = {
                 "stage": stage.name, "stage_index": si, "epoch": e + 1,
                 "train_loss": loss_sum / n if n else None,
@@ -377,6 +402,9 @@ class Trainer:
                 "lr": [g["lr"] for g in opt.param_groups],
                 "skipped_images": len(stats.failed),
             }
+            if self.ema is not None:
+                rec["val_ema_accuracy"] = val_ema["accuracy"] if val_ema else None
+                rec["val_ema_macro_recall"] = val_ema["macro_recall"] if val_ema else None
             if digests is not None:
                 rec["rank_digests"] = digests
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -388,17 +416,23 @@ class Trainer:
         distributed.barrier(self.ctx)
 
     def finish(self) -> dict | None:
-        """Test metrics of the best checkpoint -> test.json, confusion.png."""
-        best = self.out / "best.pt"
+        """Test metrics of the best checkpoint -> test.json, confusion.png (and of the best EMA
+        weights -> test_ema.json, confusion_ema.png)."""
+        if self.ema is not None:
+            self._test(self.ema.module, "best_ema.pt", "_ema", " EMA")
+        return self._test(self.model, "best.pt", "", "")
+
+    def _test(self, model: nn.Module, best_name: str, suffix: str, label: str) -> dict | None:
+        best = self.out / best_name
         if best.exists():
-            self.model.load_state_dict(checkpoint.load(best)["model"])
-        test = self._evaluate("test")
+            model.load_state_dict(checkpoint.load(best)["model"])
+        test = self._evaluate("test", model)
         if test is None:
-            self._log("no test images: test.json not written")
+            self._log(f"no test images: test{suffix}.json not written")
             return None
-        write_json(test, self.out / "test.json")
-        plot_confusion(test["confusion"], self.coll.classes, self.out / "confusion.png",
-                       f"{self.recipe.name} ({self.recipe.backbone}): test accuracy "
+        write_json(test, self.out / f"test{suffix}.json")
+        plot_confusion(test["confusion"], self.coll.classes, self.out / f"confusion{suffix}.png",
+                       f"{self.recipe.name} ({self.recipe.backbone}){label}: test accuracy "
                        f"{_pct(test['accuracy'])}, macro recall {_pct(test['macro_recall'])}")
         return test
 
