@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.levels import LEVELS
+from featx.levels import ALL_LEVELS
 from featx.splits import SPLIT_NAMES
 
 FORMAT = "featx-cache"
@@ -174,7 +174,7 @@ class Cache:
         self.attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items()}
         self.classes: list[str] = json.loads(a["classes"])
         self.split_names: list[str] = json.loads(a["split_names"])
-        self.levels: list[str] = [lv for lv in LEVELS if lv in self.f["features"]]
+        self.levels: list[str] = [lv for lv in ALL_LEVELS if lv in self.f["features"]]
         self.dims: dict[str, int] = {lv: int(self.f["features"][lv].shape[1]) for lv in self.levels}
         self.fingerprint: str = str(a["fingerprint"])
 

@@ -22,12 +22,18 @@ def main() -> None:
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--backbone", default="resnet101", show_default=True,
-              help="resnet18/34/50/101/152, vgg16, vgg19")
+              help="a torchvision name (resnet50, convnext_base, vit_b_16, ...), "
+                   "timm/<model>[.<tag>] or clip/<arch>:<tag>; `featx backbones` lists them")
 @click.option("--weights", default="imagenet", show_default=True,
-              help="imagenet, none (random, seeded by --seed) or PATH to a state_dict file")
-@click.option("--layers", default="L0-L4", show_default=True, help="e.g. L0-L4, L3,L4, L4")
-@click.option("--pool", default="gap", show_default=True, help="gap, gmp, gap+gmp or meanstd")
-@click.option("--image-size", default=224, show_default=True, type=int)
+              help="imagenet (= the source's pretrained weights), none (random, seeded by "
+                   "--seed) or PATH to a state_dict (.pt/.pth/.safetensors)")
+@click.option("--layers", default="L0-L4", show_default=True,
+              help="e.g. L0-L4, L3,L4, L4; CLIP adds emb (L0-L4,emb)")
+@click.option("--pool", default=None,
+              help="maps: gap, gmp, gap+gmp, meanstd; tokens: cls, gap, cls+gap (default: gap "
+                   "for maps, cls for tokens)")
+@click.option("--image-size", default=None, type=int,
+              help="input size (default: the model's own, e.g. 224)")
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--workers", default=None, type=int,
               help="decoding processes (default: 1 on a small CPU box, most cores with a GPU)")
@@ -45,7 +51,8 @@ def main() -> None:
               show_default=True, help="where JPEGs are decoded (gpu: nvJPEG on the CUDA device)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
-def extract(data: Path, backbone: str, weights: str, layers: str, pool: str, image_size: int,
+def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
+            image_size: int | None,
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, out: Path | None, chunk_size: int | None, decode: str,
             quiet: bool) -> None:

@@ -64,12 +64,12 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     for name, conv in names.items():
         if isinstance(conv, nn.Conv2d) and name.startswith("conv"):
             bn = names.get("bn" + name[4:])
-            if isinstance(bn, nn.BatchNorm2d):
+            if type(bn) is nn.BatchNorm2d:  # not subclasses (timm's BatchNormAct2d acts too)
                 setattr(module, name, fuse_conv_bn_eval(conv, bn))
                 setattr(module, "bn" + name[4:], nn.Identity())
     if isinstance(module, nn.Sequential):
         for i in range(len(module) - 1):
-            if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+            if isinstance(module[i], nn.Conv2d) and type(module[i + 1]) is nn.BatchNorm2d:
                 module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
                 module[i + 1] = nn.Identity()
     return module
@@ -80,16 +80,19 @@ class Engine:
 
     def __init__(self, backbone: str, weights: str, levels: Sequence[str], pool: str,
                  device: torch.device, dtype: str, seed: int = 0, fold_bn: bool = True,
-                 progress: bool = True):
+                 progress: bool = True, image_size: int | None = None):
         bb = get_backbone(backbone)
-        model, self.weights_identity = build_model(bb, weights, seed=seed, progress=progress)
+        model, self.weights_identity = build_model(bb, weights, seed=seed, progress=progress,
+                                                   image_size=image_size)
         model.eval()
         if fold_bn:
             fold_batchnorm(model)
-        self.extractor = MultiLevelExtractor(model, bb.family, levels, pool).eval().to(device)
+        self.backbone = bb
+        self.preprocess = bb.preprocess(image_size)
+        self.extractor = MultiLevelExtractor(model, bb, levels, pool).eval().to(device)
         self.extractor.to(memory_format=torch.channels_last)
         self.levels = self.extractor.levels
-        self.dims = pooled_dims(bb.channels, self.levels, pool)
+        self.dims = pooled_dims(bb, self.levels, pool)
         self.device = device
         self.np_dtype = DTYPES[dtype]
         if device.type == "cuda":
@@ -98,7 +101,8 @@ class Engine:
     @torch.inference_mode()
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """Pooled float32 features on the device."""
-        x = normalize(images.to(self.device, non_blocking=True), torch.float32)
+        x = normalize(images.to(self.device, non_blocking=True), torch.float32,
+                      self.preprocess.mean, self.preprocess.std)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device):
             return self.extractor(x)

@@ -22,10 +22,11 @@ from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
 from featx.dataset import Collection, load_collection
 from featx.errors import FeatxError
-from featx.extractor import pooled_dims
+from featx.extractor import check_pool, pooled_dims
 from featx.levels import parse_levels
 from featx.parts import ChunkWriter, Parts, os_error
-from featx.pooling import get_pool
+from featx.pooling import ALL_POOLS
+from featx.preprocess import preprocessing_id
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
 from featx.weights import check_weights, weights_identity
 
@@ -43,8 +44,8 @@ class ExtractConfig:
     backbone: str = "resnet101"
     weights: str = "imagenet"
     layers: str = "L0-L4"
-    pool: str = "gap"
-    image_size: int = 224
+    pool: str | None = None  # None: the backbone's default (gap for maps, cls for tokens)
+    image_size: int | None = None  # None: the model's own input size
     batch_size: int = 64
     workers: int | None = None
     device: str = "auto"
@@ -70,9 +71,10 @@ class ExtractResult:
 
 
 def default_out(data: Path, backbone: str, pool: str) -> Path:
-    """cache/<data name>-<backbone>-<pool>.h5"""
+    """cache/<data name>-<backbone>-<pool>.h5 (timm/x -> timm-x, clip/A:t -> clip-A-t)"""
     data = Path(data)
     name = (data.resolve().name if data.is_dir() else data.stem) or "data"
+    backbone = backbone.replace("/", "-").replace(":", "-")
     return Path("cache") / f"{name}-{backbone}-{pool}.h5"
 
 
@@ -83,7 +85,7 @@ def default_chunk_size(batch_size: int, device_type: str) -> int:
 
 
 def _check_options(cfg: ExtractConfig) -> None:
-    if cfg.image_size < MIN_IMAGE_SIZE:
+    if cfg.image_size is not None and cfg.image_size < MIN_IMAGE_SIZE:
         raise FeatxError(f"--image-size {cfg.image_size}: must be at least {MIN_IMAGE_SIZE}")
     if cfg.batch_size < 1:
         raise FeatxError(f"--batch-size {cfg.batch_size}: must be at least 1")
@@ -97,7 +99,8 @@ def _check_options(cfg: ExtractConfig) -> None:
         raise FeatxError(f"bad --dtype {cfg.dtype!r}: use float16 or float32")
     if cfg.decode not in ("auto", "cpu", "gpu"):
         raise FeatxError(f"bad --decode {cfg.decode!r}: use auto, cpu or gpu")
-    get_pool(cfg.pool)
+    if cfg.pool is not None and cfg.pool not in ALL_POOLS:
+        raise FeatxError(f"unknown --pool {cfg.pool!r}: choose one of {', '.join(ALL_POOLS)}")
 
 
 def feature_settings(backbone: str, weights: str, levels: Sequence[str], pool: str,
@@ -176,15 +179,19 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
     levels = parse_levels(cfg.layers)
     bb = get_backbone(cfg.backbone)
+    pool = cfg.pool or bb.default_pool
+    check_pool(bb, levels, pool)
+    pp = bb.preprocess(cfg.image_size)
     dtype = cfg.dtype or default_dtype(device)
     decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
     coll = load_collection(cfg.data, cfg.split, cfg.seed)
-    out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, cfg.pool)
-    dims = pooled_dims(bb.channels, levels, cfg.pool)
+    out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, pool)
+    dims = pooled_dims(bb, levels, pool)
 
-    settings = feature_settings(cfg.backbone, cfg.weights, levels, cfg.pool, cfg.image_size,
-                                dtype, cfg.seed, decoder.preprocessing, _precision(device))
+    settings = feature_settings(cfg.backbone, cfg.weights, levels, pool, pp.input_size,
+                                dtype, cfg.seed, preprocessing_id(decoder.preprocessing, pp),
+                                _precision(device))
     feat_fp = feature_fingerprint(settings)
     settings.update(classes=coll.classes, split_spec=coll.split_spec, seed=cfg.seed,
                     files=list_fingerprint(coll.paths, coll.labels, coll.split))
@@ -226,11 +233,11 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     todo = world.broadcast(todo)
     mine = world.shard(todo)
     say(f"{len(coll)} images in {len(coll.classes)} classes from {cfg.data}; {cfg.backbone} "
-        f"{','.join(levels)} {cfg.pool} at {cfg.image_size} px on {device}"
+        f"{','.join(levels)} {pool} at {pp.input_size} px on {device}"
         + (f" ({world.size} processes)" if world.size > 1 else ""))
 
     if todo:
-        result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels,
+        result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels, pool,
                                               device, dtype, decoder, world, quiet=cfg.quiet)
     world.barrier()
     if not world.is_main:
@@ -241,10 +248,11 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
         raise FeatxError(f"{parts.dir}: chunks {missing[:5]} are missing after the run (did a "
                          f"process fail?); run the command again to redo them")
     cache_meta = CacheMeta(
-        backbone=cfg.backbone, weights=settings["weights"], image_size=cfg.image_size,
-        pool=cfg.pool, dtype=dtype, classes=coll.classes, split_spec=coll.split_spec,
+        backbone=cfg.backbone, weights=settings["weights"], image_size=pp.input_size,
+        pool=pool, dtype=dtype, classes=coll.classes, split_spec=coll.split_spec,
         seed=cfg.seed, fingerprint=fp,
-        extra={"layers": levels, "preprocessing": decoder.preprocessing,
+        extra={"layers": levels, "preprocessing": settings["preprocessing"],
+               **_preprocess_attrs(pp, bb),
                "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
@@ -254,13 +262,21 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     return _summarise(result, out, "written", t0)
 
 
+def _preprocess_attrs(pp, bb) -> dict:
+    """The model's preprocessing and what its levels are, as root attributes."""
+    return {"input_size": pp.input_size, "resize_size": pp.resize_size, "crop_pct": pp.crop_pct,
+            "interpolation": pp.interpolation, "mean": list(pp.mean), "std": list(pp.std),
+            "backbone_source": bb.source, "backbone_family": bb.family,
+            "token_levels": sorted(bb.token_levels)}
+
+
 def _weights_source(weights: str) -> str:
     return weights if weights in ("imagenet", "none") else str(Path(weights).resolve())
 
 
 def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chunk_size: int,
-                    parts: Parts, levels: list[str], device, dtype: str, decoder, world,
-                    quiet: bool) -> float:
+                    parts: Parts, levels: list[str], pool: str, device, dtype: str, decoder,
+                    world, quiet: bool) -> float:
     """Run this rank's chunks through the model; each finished chunk goes to the writer thread.
     Returns the seconds the loop took (model building excluded)."""
     from tqdm import tqdm
@@ -272,13 +288,14 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     # rank 0 first: concurrent first downloads of the same weights would race
     if not world.is_main:
         world.barrier()
-    engine = Engine(cfg.backbone, cfg.weights, levels, cfg.pool, device, dtype, seed=cfg.seed,
-                    progress=not quiet and world.is_main)
+    engine = Engine(cfg.backbone, cfg.weights, levels, pool, device, dtype, seed=cfg.seed,
+                    progress=not quiet and world.is_main, image_size=cfg.image_size)
+    pp = engine.preprocess
     if world.is_main:
         world.barrier()
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
     workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
-    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], cfg.image_size)
+    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
     bar = tqdm(total=total, unit="img", disable=quiet or not world.is_main, dynamic_ncols=True,
@@ -288,7 +305,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     try:
         for batch in make_loader(dataset, batches, workers, _pin(decoder, device),
                                  decoder.collate):
-            idx, images, errors = decoder.finish(batch, device, cfg.image_size)
+            idx, images, errors = decoder.finish(batch, device, pp)
             valid = np.array([not e for e in errors], dtype=bool)
             feats = engine(images, valid)
             k = int(idx[0]) // chunk_size
@@ -341,7 +358,8 @@ def _summarise(result: ExtractResult, out: Path, status: str, t0: float,
 
 
 def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
-                   layers: str | Sequence[str], pool: str, image_size: int, dtype: str | None,
+                   layers: str | Sequence[str], pool: str | None, image_size: int | None,
+                   dtype: str | None,
                    seed: int = 0, batch_size: int = 64, workers: int | None = None,
                    device: str = "auto", quiet: bool = False, decode: str = "auto",
                    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
@@ -359,9 +377,14 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     _check_options(ExtractConfig(data=Path("."), image_size=image_size, batch_size=batch_size,
                                  workers=workers, dtype=dtype, pool=pool, decode=decode))
     decoder = _choose_decoder(decode, dev)
-    settings = feature_settings(backbone, weights, levels, pool, image_size, dtype, seed,
-                                decoder.preprocessing, _precision(dev))
-    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed, progress=not quiet)
+    bb = get_backbone(backbone)
+    pool = pool or bb.default_pool
+    check_pool(bb, levels, pool)
+    pp = bb.preprocess(image_size)
+    settings = feature_settings(backbone, weights, levels, pool, pp.input_size, dtype, seed,
+                                preprocessing_id(decoder.preprocessing, pp), _precision(dev))
+    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed, progress=not quiet,
+                    image_size=image_size)
     n = len(paths)
     feats = {lv: np.zeros((n, d), dtype=engine.np_dtype) for lv, d in engine.dims.items()}
     valid = np.zeros(n, dtype=bool)
@@ -369,9 +392,9 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     batches = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
     workers = default_workers(dev.type) if workers is None else workers
     with tqdm(total=n, unit="img", disable=quiet, dynamic_ncols=True, desc="features") as bar:
-        for batch in make_loader(decoder.dataset(list(paths), image_size), batches, workers,
+        for batch in make_loader(decoder.dataset(list(paths), pp), batches, workers,
                                  _pin(decoder, dev), decoder.collate):
-            idx, images, errs = decoder.finish(batch, dev, image_size)
+            idx, images, errs = decoder.finish(batch, dev, pp)
             ok = np.array([not e for e in errs], dtype=bool)
             rows = idx.numpy()
             for lv, x in engine(images, ok).items():

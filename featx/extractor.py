@@ -1,31 +1,57 @@
-"""The pooled multi-level forward: one pass through the stages, each tap pooled on the device."""
+"""The pooled multi-level forward: one pass through the backbone, each tap pooled on the device."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from featx.backbones import stages
-from featx.levels import LEVELS
-from featx.pooling import get_pool, pooled_dim
+from featx.backbones import Backbone, stages, tapped
+from featx.errors import FeatxError
+from featx.levels import LEVELS, sort_levels
+from featx.pooling import get_pool, get_token_pool, pooled_dim, token_pooled_dim
+
+
+def level_pool(backbone: Backbone, level: str, pool: str) -> Callable[[Tensor], Tensor]:
+    """The pooling of one level: map pools for maps, token pools for tokens, none for `emb`."""
+    kind = backbone.taps[level].kind
+    if kind == "vector":
+        return lambda x: x.float()
+    if kind in ("tokens", "lnd"):
+        return get_token_pool(pool, backbone.num_prefix_tokens, backbone.has_cls_token)
+    if pool not in ("gap", "gmp", "gap+gmp", "meanstd"):
+        raise FeatxError(f"--pool {pool}: {backbone.name}'s {level} is a feature map; use gap, "
+                         f"gmp, gap+gmp or meanstd")
+    return get_pool(pool)
 
 
 class MultiLevelExtractor(nn.Module):
-    """Runs L0.. up to the deepest asked level and returns {level: pooled [B, D]} for the asked
-    ones; full feature maps never leave the forward."""
+    """Runs the backbone up to the deepest asked level and returns {level: pooled float32 [B, D]}
+    for the asked ones; full feature maps never leave the forward.
 
-    def __init__(self, model: nn.Module, family: str, levels: Sequence[str], pool: str = "gap"):
+    `backbone` is a registry entry (any source), or -- the older form -- a family name of the
+    papers' ResNet/VGG ("resnet", "vgg"), cut into stage modules."""
+
+    def __init__(self, model: nn.Module, backbone: Backbone | str, levels: Sequence[str],
+                 pool: str = "gap"):
         super().__init__()
-        self.levels = [lv for lv in LEVELS if lv in set(levels)]
-        deepest = LEVELS.index(self.levels[-1])
-        named = stages(model, family)[: deepest + 1]
-        self.names = [lv for lv, _ in named]
-        self.stages = nn.ModuleList(m for _, m in named)
         self.pool_name = pool
-        self.pool = get_pool(pool)
+        if isinstance(backbone, str):
+            self.levels = [lv for lv in LEVELS if lv in set(levels)]
+            deepest = LEVELS.index(self.levels[-1])
+            named = stages(model, backbone)[: deepest + 1]
+            self.names = [lv for lv, _ in named]
+            self.stages = nn.ModuleList(m for _, m in named)
+            self.pool = get_pool(pool)
+            self.taps = None
+            return
+        self.levels = sort_levels(levels)
+        self.taps = tapped(model, backbone, self.levels)
+        self.pools = {lv: level_pool(backbone, lv, pool) for lv in self.levels}
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
+        if self.taps is not None:
+            return {lv: self.pools[lv](t).float() for lv, t in self.taps(x).items()}
         out = {}
         for name, stage in zip(self.names, self.stages):
             x = stage(x)
@@ -34,6 +60,28 @@ class MultiLevelExtractor(nn.Module):
         return out
 
 
-def pooled_dims(channels: Sequence[int], levels: Sequence[str], pool: str) -> dict[str, int]:
-    """Pooled dim per asked level from the backbone's channel table (independent of image size)."""
-    return {lv: pooled_dim(pool, channels[LEVELS.index(lv)]) for lv in LEVELS if lv in set(levels)}
+def pooled_dims(channels: Sequence[int] | Backbone, levels: Sequence[str],
+                pool: str) -> dict[str, int]:
+    """Pooled dim per asked level, from a backbone entry (or the L0..L4 channel table of a map
+    backbone); independent of the image size."""
+    if not isinstance(channels, Backbone):
+        return {lv: pooled_dim(pool, channels[LEVELS.index(lv)])
+                for lv in LEVELS if lv in set(levels)}
+    bb = channels
+    out = {}
+    for lv in sort_levels(levels):
+        kind = bb.taps[lv].kind
+        d = bb.dims[lv]
+        out[lv] = d if kind == "vector" else (
+            token_pooled_dim(pool, d) if kind in ("tokens", "lnd") else pooled_dim(pool, d))
+    return out
+
+
+def check_pool(backbone: Backbone, levels: Sequence[str], pool: str) -> None:
+    """Fail early when a level is not the backbone's or the pool does not fit a level."""
+    missing = [lv for lv in levels if lv not in backbone.taps]
+    if missing:
+        raise FeatxError(f"--layers: {backbone.name} has no level {', '.join(missing)} (it has "
+                         f"{', '.join(backbone.taps)})")
+    for lv in levels:
+        level_pool(backbone, lv, pool)

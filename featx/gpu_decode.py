@@ -20,8 +20,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from featx.decode import MAX_PIXELS
+from featx.backbones.registry import Preprocess
 from featx.loader import Batch, Decoder
-from featx.preprocess import PREPROCESSING, load_preprocessed
+from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed
 
 GPU_PREPROCESSING = PREPROCESSING + ";decode=nvjpeg,orient+resize=torch-bilinear-antialias"
 EXIF_ORIENTATION = 0x0112
@@ -46,9 +47,10 @@ Item = tuple[int, str, Tensor | None, int, Tensor | None, str]
 class JpegBytes(Dataset):
     """Raw bytes of plain RGB/grayscale JPEGs; everything else decoded on the CPU right away."""
 
-    def __init__(self, paths: Sequence[Path], image_size: int):
+    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess):
         self.paths = [str(p) for p in paths]
-        self.image_size = image_size
+        self.pp = as_preprocess(image_size)
+        self.image_size = self.pp.input_size
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -59,7 +61,7 @@ class JpegBytes(Dataset):
             data, orientation = raw
             return i, self.paths[i], data, orientation, None, ""
         try:
-            img, error = load_preprocessed(self.paths[i], self.image_size)
+            img, error = load_preprocessed(self.paths[i], self.pp)
         except Exception as e:  # a decoder bug must cost one image, not the run
             img = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"unexpected decoding error ({type(e).__name__}: {e})"
@@ -88,14 +90,16 @@ def collate_items(items: list[Item]) -> list[Item]:
     return items
 
 
-def orient_resize_crop(img: Tensor, orientation: int, size: int) -> Tensor:
-    """uint8 [3, H, W] (any device) -> upright, shorter side `size`, centre crop, uint8."""
+def orient_resize_crop(img: Tensor, orientation: int, size: int | Preprocess) -> Tensor:
+    """uint8 [3, H, W] (any device) -> upright, shorter side to the resize size, centre crop."""
+    pp = as_preprocess(size)
+    size = pp.input_size
     img = ORIENT[orientation](img)
     h, w = img.shape[-2:]
-    scale = size / min(w, h)
+    scale = pp.resize_size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nh, nw) != (h, w):
-        x = F.interpolate(img[None].float(), size=(nh, nw), mode="bilinear",
+        x = F.interpolate(img[None].float(), size=(nh, nw), mode=pp.interpolation,
                           align_corners=False, antialias=True)
         img = x[0].round_().clamp_(0, 255).to(torch.uint8)
     top, left = (nh - size) // 2, (nw - size) // 2
@@ -118,8 +122,10 @@ def _decode(datas: list[Tensor], device: torch.device) -> list[Tensor | None]:
         return out
 
 
-def finish(items: list[Item], device: torch.device, image_size: int) -> Batch:
+def finish(items: list[Item], device: torch.device, spec: int | Preprocess) -> Batch:
     """Decode the batch's JPEGs on `device`; the CPU-decoded ones are just moved there."""
+    pp = as_preprocess(spec)
+    image_size = pp.input_size
     idx = torch.tensor([it[0] for it in items], dtype=torch.long)
     out = torch.empty(len(items), 3, image_size, image_size, dtype=torch.uint8, device=device)
     errors = [it[5] for it in items]
@@ -131,10 +137,10 @@ def finish(items: list[Item], device: torch.device, image_size: int) -> Batch:
         decoded = _decode([items[j][2] for j in on_gpu], device)
         for j, img in zip(on_gpu, decoded):
             if img is None:  # nvJPEG refused it: the CPU decoder decides (and explains)
-                x, errors[j] = load_preprocessed(items[j][1], image_size)
+                x, errors[j] = load_preprocessed(items[j][1], pp)
                 out[j] = x.to(device)
             else:
-                out[j] = orient_resize_crop(img, items[j][3], image_size)
+                out[j] = orient_resize_crop(img, items[j][3], pp)
     return idx, out, errors
 
 

@@ -17,7 +17,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from featx.errors import FeatxError
-from featx.preprocess import PREPROCESSING, load_preprocessed
+from featx.backbones.registry import Preprocess
+from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed
 
 WORKER_TIMEOUT_S = 600
 Batch = tuple[Tensor, Tensor, list[str]]  # row indices, uint8 [B, 3, S, S], error per row
@@ -26,16 +27,17 @@ Batch = tuple[Tensor, Tensor, list[str]]  # row indices, uint8 [B, 3, S, S], err
 class ImageFiles(Dataset):
     """Item i: (i, uint8 [3, S, S], '') or (i, zeros, reason) for a file that cannot be used."""
 
-    def __init__(self, paths: Sequence[Path], image_size: int):
+    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess):
         self.paths = [str(p) for p in paths]
-        self.image_size = image_size
+        self.pp = as_preprocess(image_size)
+        self.image_size = self.pp.input_size
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, str]:
         try:
-            img, error = load_preprocessed(self.paths[i], self.image_size)
+            img, error = load_preprocessed(self.paths[i], self.pp)
         except Exception as e:  # a decoder bug must cost one image, not the run
             img = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"unexpected decoding error ({type(e).__name__}: {e})"

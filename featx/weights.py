@@ -1,9 +1,14 @@
-"""Resolve `--weights imagenet|none|PATH` into a built backbone and a recorded weights identity."""
+"""Resolve `--weights imagenet|none|PATH` into a built backbone and a recorded weights identity.
+
+`imagenet` (or its synonym `pretrained`) means the source's own pretrained weights: torchvision's
+weights API, or the Hugging Face hub cache for timm and open_clip. Weights already on disk are
+used without any network call; when they are not and the host cannot be reached, the command
+fails at once.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,7 +17,10 @@ import torch
 from torch import nn
 
 from featx.backbones import Backbone
+from featx.backbones.sources import source_of
 from featx.errors import FeatxError
+
+PRETRAINED = ("imagenet", "pretrained")
 
 
 def _file_sha256(path: Path) -> str:
@@ -33,9 +41,8 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def imagenet_cached(backbone: Backbone) -> bool:
-    """Whether torch's hub cache already holds the backbone's ImageNet weights (no network)."""
-    url = backbone.weights.DEFAULT.url
-    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)).is_file()
+    """Whether the backbone's pretrained weights are on disk already (no network)."""
+    return source_of(backbone).cached(backbone)
 
 
 _HINT = ("use --weights PATH with a state_dict file you have, or --weights none for random "
@@ -44,11 +51,11 @@ _HINT = ("use --weights PATH with a state_dict file you have, or --weights none 
 
 def check_weights(backbone: Backbone, weights: str) -> None:
     """Fail at once, before any long preparation, when the weights cannot be had."""
-    if weights == "imagenet":
-        url = backbone.weights.DEFAULT.url
+    if weights in PRETRAINED:
+        url = source_of(backbone).host(backbone)
         if not imagenet_cached(backbone) and not _reachable(url):
-            raise FeatxError(f"cannot download ImageNet weights for {backbone.name} from {url} "
-                             f"(no network?): {_HINT}")
+            raise FeatxError(f"cannot download the pretrained weights of {backbone.name} from "
+                             f"{url} (no network?): {_HINT}")
     elif weights != "none":
         _weights_file(weights)
 
@@ -60,24 +67,32 @@ def _weights_file(weights: str) -> Path:
     return path
 
 
-def _imagenet(backbone: Backbone, progress: bool) -> nn.Module:
-    w = backbone.weights.DEFAULT
+def _pretrained(backbone: Backbone, progress: bool, image_size: int | None) -> nn.Module:
     check_weights(backbone, "imagenet")
     try:
-        return backbone.build(weights=w, progress=progress)
-    except Exception as e:  # the hub raises URLError, HTTPError, RuntimeError on a bad file
-        raise FeatxError(f"could not load ImageNet weights for {backbone.name} ({e}): {_HINT}") \
-            from None
+        return source_of(backbone).build(backbone, True, image_size, progress)
+    except FeatxError:
+        raise
+    except Exception as e:  # the hubs raise URLError, HTTPError, OSError, RuntimeError
+        raise FeatxError(f"could not load the pretrained weights of {backbone.name} ({e}): "
+                         f"{_HINT}") from None
 
 
 def load_state_dict_file(path: Path) -> dict:
-    """A state_dict from a file (weights_only), unwrapping {'state_dict': ...} and 'module.'."""
+    """A state_dict from a file (`.safetensors`, or `.pt`/`.pth` loaded with weights_only),
+    unwrapping {'state_dict': ...} / {'model': ...} and 'module.' prefixes."""
+    path = Path(path)
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            sd = load_file(str(path), device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise FeatxError(f"{path}: not a loadable state_dict file ({type(e).__name__})") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
+    for key in ("state_dict", "model"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
     if not isinstance(sd, dict):
         raise FeatxError(f"{path}: does not hold a state_dict")
     return {k.removeprefix("module."): v for k, v in sd.items()}
@@ -86,28 +101,31 @@ def load_state_dict_file(path: Path) -> dict:
 def weights_identity(backbone: Backbone, weights: str, seed: int = 0) -> str:
     """What `build_model` records for these weights, without building anything (cheap: lets a
     run recognise a finished cache before loading a model)."""
-    if weights == "imagenet":
-        return f"imagenet:{backbone.weights.DEFAULT}"
+    if weights in PRETRAINED:
+        return source_of(backbone).identity(backbone)
     if weights == "none":
         return f"none:seed={seed}"
     path = _weights_file(weights)
     return f"file:{path.name}:sha256={_file_sha256(path)}"
 
 
-def build_model(backbone: Backbone, weights: str, seed: int = 0,
-                progress: bool = True) -> tuple[nn.Module, str]:
-    """The backbone with its weights, and the identity to record ('imagenet:<enum>',
-    'none:seed=<seed>' or 'file:<name>:sha256=<hex>')."""
-    if weights == "imagenet":
-        model = _imagenet(backbone, progress)
+def build_model(backbone: Backbone, weights: str, seed: int = 0, progress: bool = True,
+                image_size: int | None = None) -> tuple[nn.Module, str]:
+    """The backbone with its weights (built for `image_size` where the model's size is fixed,
+    e.g. ViT position embeddings), and the identity to record ('imagenet:<enum>',
+    'timm:<name>:<hub>', 'open_clip:<arch>:<tag>:<hub>', 'none:seed=<seed>' or
+    'file:<name>:sha256=<hex>')."""
+    src = source_of(backbone)
+    if weights in PRETRAINED:
+        model = _pretrained(backbone, progress, image_size)
         return model, weights_identity(backbone, weights)
     if weights == "none":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = backbone.build(weights=None)
+            model = src.build(backbone, False, image_size, progress)
         return model, weights_identity(backbone, weights, seed)
     path = _weights_file(weights)
-    model = backbone.build(weights=None)
+    model = src.build(backbone, False, image_size, progress)
     sd = load_state_dict_file(path)
     try:
         model.load_state_dict(sd, strict=True)

@@ -94,8 +94,8 @@ def test_batchnorm_folding_keeps_features():
 
 
 def test_registry_and_errors():
-    assert list_backbones() == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
-                                "vgg16", "vgg19"]
+    assert {"resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "vgg16",
+            "vgg19"} <= set(list_backbones())
     with pytest.raises(FeatxError, match="--backbone"):
         get_backbone("alexnet")
     with pytest.raises(FeatxError, match="--pool"):

@@ -1,0 +1,155 @@
+"""open_clip image towers: `clip/<arch>:<pretrained tag>` (e.g. clip/ViT-L-14:openai).
+
+The built model is the whole CLIP (its text tower gives the zero-shot class embeddings); levels
+are read from `model.visual`. Taps: ViT towers as transformers (blocks ceil(k*D/5), L4 after
+ln_post), ModifiedResNet (RN50...) as a five-reduction CNN, timm towers by timm's rules; every
+tower adds `emb`, the projected image embedding (`encode_image`, not normalised).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from featx.backbones.registry import Backbone, Preprocess, Tap, register_prefix
+from featx.backbones.sources import Source, register_source
+from featx.backbones.taps import block_indices, trace_dims
+from featx.errors import FeatxError
+from featx.levels import LEVELS
+
+_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """open_clip logs a warning for every model built without weights."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _vit(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
+    blocks = visual.transformer.resblocks
+    kind = "tokens" if getattr(visual.transformer, "batch_first", True) else "lnd"
+    taps = [Tap(f"transformer.resblocks.{i}", kind) for i in block_indices(len(blocks))]
+    if visual.attn_pool is None and not getattr(visual, "final_ln_after_pool", False):
+        taps.append(Tap("ln_post", "tokens"))  # ln_post over all tokens: the final norm
+    else:
+        taps.append(Tap(f"transformer.resblocks.{len(blocks) - 1}", kind))
+    return dict(zip(LEVELS, taps)), 1
+
+
+def _modified_resnet(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
+    return dict(zip(LEVELS, [Tap("act3")] + [Tap(f"layer{i}") for i in range(1, 5)])), 0
+
+
+def _timm_tower(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
+    from featx.backbones.timm import model_taps
+
+    taps, kind = model_taps(visual.trunk, size, prefix="trunk.")
+    return taps, int(getattr(visual.trunk, "num_prefix_tokens", 0)) if kind == "tokens" else 0
+
+
+# image tower class -> its taps (and number of prefix tokens)
+TOWER_TAPS: dict[str, Callable[[nn.Module, int], tuple[dict[str, Tap], int]]] = {
+    "VisionTransformer": _vit,
+    "ModifiedResNet": _modified_resnet,
+    "TimmModel": _timm_tower,
+}
+
+
+def _split(name: str) -> tuple[str, str]:
+    import open_clip
+
+    arch, _, tag = name.partition(":")
+    if arch not in open_clip.list_models():
+        raise FeatxError(f"unknown --backbone clip/{name}: open_clip has no architecture "
+                         f"{arch!r} (e.g. ViT-B-32, ViT-B-16, ViT-L-14, RN50)")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not tag or tag not in tags:
+        raise FeatxError(f"--backbone clip/{name}: give a pretrained tag after ':' "
+                         f"({', '.join(tags) or 'none known'})")
+    return arch, tag
+
+
+def _kwargs(arch: str, tag: str) -> dict:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    return {"force_quick_gelu": bool(cfg.get("quick_gelu", False))}
+
+
+def _preprocess(model: nn.Module, cfg: dict) -> Preprocess:
+    import open_clip
+
+    pp = {**open_clip.get_model_preprocess_cfg(model), **{k: v for k, v in cfg.items() if k in
+                                                         ("mean", "std", "interpolation")}}
+    size = pp["size"]
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    # CLIP's eval transform: shorter side to the input size (bicubic), centre crop
+    return Preprocess(size, size, interpolation=str(pp.get("interpolation") or "bicubic"),
+                      mean=tuple(float(m) for m in pp["mean"]),
+                      std=tuple(float(s) for s in pp["std"]), crop_pct=1.0)
+
+
+def resolve(name: str) -> Backbone:
+    import open_clip
+
+    arch, tag = _split(name)
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    with _quiet(), torch.device("meta"):
+        model = open_clip.create_model(arch, pretrained=None, device="meta", **_kwargs(arch, tag))
+    visual = model.visual
+    kind = type(visual).__name__
+    if kind not in TOWER_TAPS:
+        raise FeatxError(f"--backbone clip/{name}: featx cannot tap a {kind} image tower "
+                         f"(it taps {', '.join(TOWER_TAPS)})")
+    pp = _preprocess(model, cfg)
+    taps, prefix_tokens = TOWER_TAPS[kind](visual, pp.input_size)
+    taps["emb"] = Tap("", "vector")
+    tokens = taps["L0"].kind in ("tokens", "lnd")
+    return Backbone(name=f"clip/{name}", family=f"clip-{kind}", source="open_clip", taps=taps,
+                    dims=trace_dims(visual, taps, pp.input_size), default_preprocess=pp,
+                    num_prefix_tokens=prefix_tokens, has_cls_token=tokens and prefix_tokens > 0,
+                    ref=(arch, tag), weights_from=_where(cfg),
+                    extra={"pretrained_cfg": {**cfg, "hf_hub_id": cfg.get("hf_hub")}})
+
+
+def _where(cfg: dict) -> str:
+    if cfg.get("hf_hub"):
+        return f"https://huggingface.co/{cfg['hf_hub'].rstrip('/')}"
+    return str(cfg.get("url") or "")
+
+
+def _cached(bb: Backbone) -> str | None:
+    from featx.backbones.timm import cached_file
+
+    return cached_file(bb.extra["pretrained_cfg"], _FILES)
+
+
+def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: bool) -> nn.Module:
+    import open_clip
+
+    arch, tag = bb.ref
+    kw = _kwargs(arch, tag)
+    if image_size and image_size != bb.default_preprocess.input_size:
+        kw["force_image_size"] = image_size  # position embeddings resampled on load
+    if not pretrained:
+        with _quiet():
+            return open_clip.create_model(arch, pretrained=None, **kw)
+    # a file already in the cache is loaded directly, without asking the hub
+    return open_clip.create_model(arch, pretrained=_cached(bb) or tag, **kw)
+
+
+register_source(Source(
+    name="open_clip", build=_build, cached=lambda bb: _cached(bb) is not None,
+    identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{_where(bb.extra['pretrained_cfg'])}",
+    host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co",
+    tower=lambda model: model.visual))
+register_prefix("clip/", resolve)

@@ -1,0 +1,149 @@
+"""The backbone registry: one `Backbone` entry per model, resolved by name.
+
+Bare names are torchvision models registered one by one (featx.backbones.torchvision);
+`timm/<model>[.<tag>]` and `clip/<arch>:<tag>` are resolved by their source modules, which build
+the model on the meta device (no weights, no memory) to read its taps and dims.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from featx.errors import FeatxError
+from featx.levels import LEVELS
+
+SOURCES = ("torchvision", "timm", "open_clip")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the model's input: shorter side -> resize_size, centre crop
+    input_size, `interpolation`, then (x/255 - mean) / std."""
+
+    input_size: int
+    resize_size: int
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 1.0
+
+    def describe(self) -> str:
+        """One line for `featx info` and the fingerprint."""
+        return (f"resize-shorter {self.resize_size} {self.interpolation}, center-crop "
+                f"{self.input_size} (crop_pct {self.crop_pct:g}), mean "
+                f"{','.join(f'{m:.4g}' for m in self.mean)}, std "
+                f"{','.join(f'{s:.4g}' for s in self.std)}")
+
+    def at_size(self, image_size: int | None) -> "Preprocess":
+        """The same recipe at another input size (resize by the same crop fraction)."""
+        if image_size is None or image_size == self.input_size:
+            return self
+        return replace(self, input_size=int(image_size),
+                       resize_size=int(math.floor(image_size / self.crop_pct)))
+
+
+def preprocess_from(input_size: int, crop_pct: float = 1.0, **kw) -> Preprocess:
+    """A Preprocess whose resize follows timm's rule floor(input_size / crop_pct)."""
+    return Preprocess(input_size=int(input_size),
+                      resize_size=int(math.floor(input_size / crop_pct)), crop_pct=crop_pct, **kw)
+
+
+# how a tapped tensor is laid out, and what it is turned into: maps -> [B, C, H, W],
+# tokens -> [B, N, C] (prefix tokens first), vectors -> [B, D]
+TAP_KINDS = ("map", "nhwc", "tokens", "lnd", "vector")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """Where one level is read: the output (or, with `input`, the input) of the module at dotted
+    path `module` inside the image tower ('' = the tower's own output)."""
+
+    module: str
+    kind: str = "map"
+    input: bool = False
+    post: str | None = None  # a name in featx.backbones.taps.POSTS (e.g. "relu")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One `--backbone`: where it comes from, its taps per level and their channel counts."""
+
+    name: str
+    family: str
+    source: str  # "torchvision" | "timm" | "open_clip"
+    taps: Mapping[str, Tap]  # level -> Tap, in depth order (L0..L4[, emb])
+    dims: Mapping[str, int]  # level -> channels of the raw tap (emb: the embedding size)
+    default_preprocess: Preprocess
+    num_prefix_tokens: int = 0  # class + register tokens ahead of the patch tokens
+    has_cls_token: bool = False
+    ref: object = None  # what the source needs to build it (constructor, timm name, arch/tag)
+    weights_from: str = ""  # where pretrained weights come from (URL or hub repo)
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(self.taps)
+
+    @property
+    def token_levels(self) -> frozenset[str]:
+        """Levels whose raw tap is a token sequence [B, N, C]."""
+        return frozenset(lv for lv, t in self.taps.items() if t.kind in ("tokens", "lnd"))
+
+    def is_tokens(self, level: str) -> bool:
+        return level in self.token_levels
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Channel counts at L0..L4 (the older form of `dims`)."""
+        return tuple(self.dims[lv] for lv in LEVELS)
+
+    @property
+    def default_pool(self) -> str:
+        """SPEC: `cls` for token models with a class token, `gap` otherwise."""
+        return "cls" if self.token_levels and self.has_cls_token else "gap"
+
+    def preprocess(self, image_size: int | None = None) -> Preprocess:
+        return self.default_preprocess.at_size(image_size)
+
+
+_REGISTRY: dict[str, Callable[[], Backbone]] = {}
+# name prefix -> resolver of the rest of the name (timm/..., clip/...)
+_PREFIXES: dict[str, Callable[[str], Backbone]] = {}
+
+
+def register(fn: Callable[[], Backbone], name: str | None = None) -> Callable[[], Backbone]:
+    """Register a bare-named backbone: `fn()` gives its entry (name: the function's, or `name`)."""
+    _REGISTRY[name or fn.__name__] = fn
+    return fn
+
+
+def register_prefix(prefix: str, resolve: Callable[[str], Backbone]) -> None:
+    _PREFIXES[prefix] = resolve
+
+
+def list_backbones() -> list[str]:
+    """The bare names (torchvision); timm/ and clip/ names are open-ended."""
+    _load_sources()
+    return sorted(_REGISTRY)
+
+
+@functools.lru_cache(maxsize=None)
+def get_backbone(name: str) -> Backbone:
+    _load_sources()
+    for prefix, resolve in _PREFIXES.items():
+        if name.startswith(prefix):
+            return resolve(name[len(prefix):])
+    if name not in _REGISTRY:
+        raise FeatxError(f"unknown --backbone {name!r}: choose one of "
+                         f"{', '.join(list_backbones())}, or timm/<model>[.<tag>], "
+                         f"clip/<arch>:<tag> (`featx backbones` lists them)")
+    return _REGISTRY[name]()
+
+
+def _load_sources() -> None:
+    # importing a source module registers its backbones (timm and open_clip are imported only
+    # when one of their names is resolved)
+    from featx.backbones import open_clip, timm, torchvision  # noqa: F401

@@ -1,0 +1,44 @@
+"""What each source (torchvision, timm, open_clip) provides: building a model with or without its
+pretrained weights, whether those weights are on disk, their recorded identity, the image tower."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from featx.backbones.registry import Backbone
+
+
+def _whole(model: nn.Module) -> nn.Module:
+    return model
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    # (backbone, pretrained, image_size or None, progress) -> model
+    build: Callable[[Backbone, bool, int | None, bool], nn.Module]
+    cached: Callable[[Backbone], bool]  # pretrained weights on disk already (no network)
+    identity: Callable[[Backbone], str]  # recorded for the pretrained weights
+    host: Callable[[Backbone], str]  # the URL whose host must be reachable to download them
+    tower: Callable[[nn.Module], nn.Module] = _whole  # the part that sees images
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(source: Source) -> Source:
+    SOURCES[source.name] = source
+    return source
+
+
+def source_of(backbone: Backbone) -> Source:
+    from featx.backbones.registry import _load_sources
+    _load_sources()
+    return SOURCES[backbone.source]
+
+
+def image_tower(backbone: Backbone, model: nn.Module) -> nn.Module:
+    return source_of(backbone).tower(model)

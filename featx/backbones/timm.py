@@ -1,0 +1,162 @@
+"""timm backbones: `timm/<model>[.<pretrained tag>]`, any model timm knows.
+
+The taps come from the model itself, read on the meta device: transformers (every feature_info
+entry a block at one stride) give blocks ceil(k*D/5) and the output of `forward_features` (after
+the final norm); CNNs with five feature_info entries give them (L4: `forward_features`' output,
+the map before the head's pooling); four-stage models give the stem and the four stages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from featx.backbones.registry import Backbone, Preprocess, Tap, preprocess_from, register_prefix
+from featx.backbones.sources import Source, register_source
+from featx.backbones.taps import block_indices, trace_dims, trace_modules
+from featx.errors import FeatxError
+from featx.levels import LEVELS
+
+
+def _output_module(model: nn.Module, image_size: int) -> tuple[str, int]:
+    """The module whose output is `forward_features`' result, and that result's rank."""
+    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+    *mods, (_, shape, rid) = seen
+    names = [n for n, _, i in mods if i == rid and n]
+    if not names:
+        raise FeatxError(f"{type(model).__name__}: forward_features ends outside a module; "
+                         f"featx cannot tap its last level")
+    return names[-1], len(shape)
+
+
+def _stem(model: nn.Module, first_stage: str, image_size: int) -> str:
+    """The top-level module that runs right before the one holding the first stage."""
+    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+    tops: list[str] = []
+    for name, _, _ in seen:
+        if name and "." not in name and name not in tops:
+            tops.append(name)
+    parent = first_stage.split(".")[0]
+    if parent not in tops or tops.index(parent) == 0:
+        raise FeatxError(f"{type(model).__name__}: no stem module before {first_stage}")
+    return tops[tops.index(parent) - 1]
+
+
+def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dict[str, Tap], str]:
+    """{level: Tap} of a (meta-device) timm model, module paths under `prefix`; and its kind
+    ('tokens', 'cnn' or 'four-stage')."""
+    info = [f["module"] for f in model.feature_info]
+    reductions = [f["reduction"] for f in model.feature_info]
+    last, rank = _output_module(model, image_size)
+    fmt = "nhwc" if str(getattr(model, "output_fmt", "NCHW")) == "NHWC" else "map"
+    if rank == 3:
+        kind = "tokens"
+        idx = block_indices(len(info))
+        taps = [Tap(info[i], "tokens") for i in idx] + [Tap(last, "tokens")]
+    elif len(info) == 5:
+        kind = "cnn"
+        taps = [Tap(m, fmt) for m in info[:4]] + [Tap(last, fmt)]
+    elif len(info) == 4:
+        kind = "four-stage"
+        taps = [Tap(_stem(model, info[0], image_size), fmt)] + [Tap(m, fmt) for m in info[:3]] \
+            + [Tap(last, fmt)]
+    else:
+        raise FeatxError(f"{type(model).__name__}: {len(info)} feature levels (reductions "
+                         f"{reductions}); featx taps models with 4 stages, 5 reductions or "
+                         f"transformer blocks")
+    taps = [Tap(prefix + t.module if t.module else prefix.rstrip("."), t.kind) for t in taps]
+    return dict(zip(LEVELS, taps)), kind
+
+
+def _preprocess(cfg: dict) -> Preprocess:
+    return preprocess_from(int(cfg.get("input_size", (3, 224, 224))[-1]),
+                           float(cfg.get("crop_pct") or 0.875),
+                           interpolation=str(cfg.get("interpolation") or "bicubic"),
+                           mean=tuple(float(m) for m in cfg.get("mean", (0.485, 0.456, 0.406))),
+                           std=tuple(float(s) for s in cfg.get("std", (0.229, 0.224, 0.225))))
+
+
+def _meta_model(name: str) -> nn.Module:
+    import timm
+
+    arch = name.split(".", 1)[0]
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch[:12]}*")[:5]
+        raise FeatxError(f"unknown --backbone timm/{name}: timm has no model {arch!r}"
+                         + (f" (similar: {', '.join(close)})" if close else ""))
+    try:
+        with torch.device("meta"):
+            return timm.create_model(name, pretrained=False)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise FeatxError(f"--backbone timm/{name}: {e}") from None
+
+
+def resolve(name: str) -> Backbone:
+    model = _meta_model(name)
+    cfg = dict(model.pretrained_cfg)
+    pp = _preprocess(cfg)
+    taps, kind = model_taps(model, pp.input_size)
+    tokens = kind == "tokens"
+    return Backbone(
+        name=f"timm/{name}", family=type(model).__module__.rsplit(".", 1)[-1], source="timm",
+        taps=taps, dims=trace_dims(model, taps, pp.input_size), default_preprocess=pp,
+        num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 0)) if tokens else 0,
+        has_cls_token=tokens and bool(getattr(model, "has_class_token",
+                                              getattr(model, "cls_token", None) is not None)),
+        ref=name, weights_from=_where(cfg),
+        extra={"kind": kind, "pretrained_cfg": cfg,
+               "fixed_size": bool(cfg.get("fixed_input_size", False))})
+
+
+def _where(cfg: dict) -> str:
+    if cfg.get("hf_hub_id"):
+        return f"https://huggingface.co/{cfg['hf_hub_id']}"
+    return str(cfg.get("url") or "")
+
+
+def cached_file(cfg: dict, names: tuple[str, ...]) -> str | None:
+    """The weights file of a pretrained config already in the HF hub or torch hub cache."""
+    repo = cfg.get("hf_hub_id") or cfg.get("hf_hub")
+    if repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = repo.rstrip("/")
+        for fn in ([cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else []) + list(names):
+            p = try_to_load_from_cache(repo, fn)
+            if isinstance(p, str) and os.path.isfile(p):
+                return p
+    url = cfg.get("url")
+    if url:
+        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+        if p.is_file():
+            return str(p)
+    return None
+
+
+_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: bool) -> nn.Module:
+    import timm
+
+    kw = {}
+    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
+        kw["img_size"] = image_size  # timm resamples position embeddings when loading
+    if pretrained:
+        path = cached_file(bb.extra["pretrained_cfg"], _FILES)
+        if path:  # straight from the file: no network call at all
+            kw["pretrained_cfg_overlay"] = {"file": path}
+        return timm.create_model(bb.ref, pretrained=True, **kw)
+    return timm.create_model(bb.ref, pretrained=False, **kw)
+
+
+register_source(Source(
+    name="timm", build=_build,
+    cached=lambda bb: cached_file(bb.extra["pretrained_cfg"], _FILES) is not None,
+    identity=lambda bb: f"timm:{bb.ref}:{_where(bb.extra['pretrained_cfg'])}",
+    host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co"))
+register_prefix("timm/", resolve)
