@@ -7,6 +7,7 @@ reported by the batch, so a bad file never stops training.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ from torchvision import transforms as T
 
 from featx.dataset import Collection
 from featx.decode import DecodeError, load_image
-from featx.preprocess import resize_center_crop, to_uint8_tensor
-from finetune.backbone import Preprocess
+from featx.preprocess import normalize, resize_center_crop, to_uint8_tensor
+from featx.backbones import Preprocess
 
 
 Transform = Callable[[Image.Image], Image.Image]
@@ -46,12 +47,11 @@ def _rrc_flip(size: int, pre: Preprocess | None = None) -> Transform:
 
 
 def eval_transform(size: int, pre: Preprocess | None = None) -> Transform:
-    """The backbone's own resize (shorter side) + centre crop; without `pre`, the papers': shorter
-    side to `size`, bilinear, centre crop."""
+    """featx extract's: the backbone's own resize (shorter side) + centre crop; without `pre`, the
+    papers': shorter side to `size`, bilinear, centre crop."""
     if pre is None:
         return lambda img: resize_center_crop(img, size)
-    return T.Compose([T.Resize(pre.resize_size, interpolation=_interpolation(pre),
-                               antialias=True), T.CenterCrop(size)])
+    return lambda img: resize_center_crop(img, size, pre.resize_size, pre.interpolation)
 
 
 # name -> (image size, the backbone's preprocessing or None) -> training transform on PIL images
@@ -65,12 +65,8 @@ AUGMENTATIONS: dict[str, Callable[[int, Preprocess | None], Transform]] = {
 
 
 def normalizer(mean: tuple[float, ...], std: tuple[float, ...]) -> Callable[[Tensor], Tensor]:
-    """uint8 [B, 3, H, W] on any device -> float32 normalised with `mean`/`std` (0-1 scale)."""
-    def normalize(batch: Tensor) -> Tensor:
-        m = torch.tensor(mean, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        s = torch.tensor(std, device=batch.device, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        return (batch.to(torch.float32) - m) / s
-    return normalize
+    """uint8 [B, 3, H, W] on any device -> float32 normalised with `mean`/`std` (featx's)."""
+    return functools.partial(normalize, dtype=torch.float32, mean=tuple(mean), std=tuple(std))
 
 
 @dataclass

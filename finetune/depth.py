@@ -1,12 +1,17 @@
 """A trunk's depth groups, input to output: the stem, then one group per block (transformers) or
-stage (CNNs); what follows the last block (a final norm, a last 1x1 conv) joins it. Layer-wise
-learning-rate decay gives each group its rate; `partial` trains the last quarter of the blocks.
+stage (CNNs); what follows the last one (a final norm) joins it. Layer-wise learning-rate decay
+gives each group its rate; `partial` trains the last quarter of the blocks / stages.
 
-One matcher per (source, family), in timm's group_matcher format ({"stem": regex, "blocks":
-regex or [(regex, suffix)]}: the numbers a blocks regex captures order the blocks; the suffix
-(99999,) and names no regex matches join the last block), or a function name -> STEM, an
-ordinal tuple, or None (joins the last block). timm models bring their own matcher
-(`group_matcher(coarse=True)`: a block per ViT block, a stage per CNN stage).
+One matcher per (source, family), (source, "*") for the families not named. A matcher maps a
+parameter name, relative to the image tower, to STEM, an ordinal tuple (equal ordinals = one
+group, in increasing order) or None (joins the last group). Dict matchers are in timm's
+group_matcher format ({"stem": regex, "blocks": regex or [(regex, suffix)]}: the numbers a
+blocks regex captures give the ordinal; the suffix (99999,) joins the last group):
+
+- CNNs and four-stage models: the stages between the backbone's own taps (featx's registry):
+  everything up to the L0 tap is the stem, the modules after tap k-1 up to tap k are stage k;
+- timm models: timm's own `group_matcher(coarse=True)` (a group per ViT block, per CNN stage);
+- ViTs of torchvision and open_clip: a group per block.
 """
 
 from __future__ import annotations
@@ -17,74 +22,70 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from featx.backbones import Backbone
+from featx.backbones.sources import image_tower
 from featx.errors import FeatxError
 
 STEM = "stem"
 _LAST = (99999,)  # timm's "merge with the previous group"
 
-
-def _resnet(model: nn.Module) -> dict:
-    return {"stem": r"^(conv1|bn1)\.", "blocks": r"^layer(\d+)\."}
+Matcher = Callable[[str], object]
 
 
-def _features_children(model: nn.Module) -> Callable[[str], object]:
-    """Models whose trunk is a `features` Sequential (VGG, MobileNet, EfficientNet, ConvNeXt,
-    Swin, DenseNet, RegNet's trunk_output...): features.0 is the stem, each later child a group."""
+def _between_taps(tower: nn.Module, bb: Backbone) -> Matcher:
+    """Stage k = the modules (in definition order, which is execution order for these models)
+    after tap L(k-1)'s subtree up to the end of tap Lk's; stage 0 is the stem."""
+    order = [name for name, _ in tower.named_modules()]
+    position = {name: i for i, name in enumerate(order)}
+    ends = []  # position just past each tap module's subtree
+    for lv in ("L0", "L1", "L2", "L3", "L4"):
+        tap = bb.taps[lv]
+        start = position[tap.module]
+        end = start + 1
+        while end < len(order) and order[end].startswith(tap.module + "."):
+            end += 1
+        # a tap on a module's input (ConvNeXt's avgpool) ends before that module
+        ends.append(start if tap.input else end)
+
     def match(name: str):
-        m = re.match(r"^features\.(\d+)\.", name)
-        if not m:
-            return None
-        return STEM if m.group(1) == "0" else (int(m.group(1)),)
+        module = name.rsplit(".", 1)[0] if "." in name else ""
+        while module and module not in position:  # a parameter of a module's own child
+            module = module.rsplit(".", 1)[0] if "." in module else ""
+        p = position[module]
+        for k, end in enumerate(ends):
+            if p < end:
+                return STEM if k == 0 else (k,)
+        return None
     return match
 
 
-def _vgg(model: nn.Module) -> Callable[[str], object]:
-    """VGG: a group per conv block (the layers up to each max-pool), the first one the stem."""
-    block, blocks = 0, {}
-    for i, layer in enumerate(model.features):
-        blocks[str(i)] = block
-        block += isinstance(layer, nn.MaxPool2d)
-
-    def match(name: str):
-        m = re.match(r"^features\.(\d+)\.", name)
-        if not m:
-            return None
-        b = blocks[m.group(1)]
-        return STEM if b == 0 else (b,)
-    return match
+def _timm(tower: nn.Module, bb: Backbone) -> dict:
+    return tower.group_matcher(coarse=True)
 
 
-def _torchvision_vit(model: nn.Module) -> dict:
+def _torchvision_vit(tower: nn.Module, bb: Backbone) -> dict:
     return {"stem": r"^(conv_proj|class_token|encoder\.pos_embedding)",
             "blocks": [(r"^encoder\.layers\.encoder_layer_(\d+)\.", None),
                        (r"^encoder\.ln\.", _LAST)]}
 
 
-def _open_clip(model: nn.Module) -> dict:
-    # the image tower, alone or inside the CLIP model; ViT and ModifiedResNet towers
-    v = r"^(?:visual\.)?"
-    return {"stem": v + r"(conv1|conv2|conv3|bn1|bn2|bn3|class_embedding|positional_embedding"
-                        r"|ln_pre|patch_embed)",
-            "blocks": [(v + r"transformer\.resblocks\.(\d+)\.", None),
-                       (v + r"layer(\d+)\.", None), (v + r"(ln_post|proj|attnpool)", _LAST)]}
+def _open_clip_vit(tower: nn.Module, bb: Backbone) -> dict:
+    return {"stem": r"^(conv1|class_embedding|positional_embedding|ln_pre|patch_dropout)",
+            "blocks": [(r"^transformer\.resblocks\.(\d+)\.", None),
+                       (r"^(ln_post|proj|attn_pool)", _LAST)]}
 
 
-def _timm(model: nn.Module) -> dict | Callable:
-    return model.group_matcher(coarse=True)
-
-
-# (source, family) -> model -> matcher; (source, "*") serves the families not named
-MATCHERS: dict[tuple[str, str], Callable[[nn.Module], dict | Callable]] = {
-    ("torchvision", "resnet"): _resnet,
-    ("torchvision", "vgg"): _vgg,
+# (source, family) -> (image tower, its registry entry) -> matcher
+MATCHERS: dict[tuple[str, str], Callable[[nn.Module, Backbone], dict | Matcher]] = {
     ("torchvision", "vit"): _torchvision_vit,
-    ("torchvision", "*"): _features_children,
+    ("torchvision", "*"): _between_taps,
     ("timm", "*"): _timm,
-    ("open_clip", "*"): _open_clip,
+    ("open_clip", "clip-VisionTransformer"): _open_clip_vit,
+    ("open_clip", "*"): _between_taps,
 }
 
 
-def _compile(matcher: dict) -> Callable[[str], object]:
+def _compile(matcher: dict) -> Matcher:
     stem = re.compile(matcher["stem"]) if matcher.get("stem") else None
     blocks = matcher.get("blocks", [])
     if isinstance(blocks, str):
@@ -104,6 +105,14 @@ def _compile(matcher: dict) -> Callable[[str], object]:
     return match
 
 
+def matcher_for(tower: nn.Module, bb: Backbone) -> Matcher:
+    make = MATCHERS.get((bb.source, bb.family)) or MATCHERS.get((bb.source, "*"))
+    if make is None:
+        raise FeatxError(f"no depth groups known for {bb.source} {bb.family} backbones")
+    m = make(tower, bb)
+    return m if callable(m) else _compile(m)
+
+
 @dataclass(frozen=True)
 class DepthGroups:
     groups: tuple[tuple[str, ...], ...]  # parameter names per group, input to output
@@ -114,23 +123,27 @@ class DepthGroups:
         return self.groups[1:] if self.has_stem else self.groups
 
 
-def matcher_for(model: nn.Module, source: str, family: str) -> Callable[[str], object]:
-    make = MATCHERS.get((source, family)) or MATCHERS.get((source, "*"))
-    if make is None:
-        raise FeatxError(f"no depth groups known for {source} {family} backbones")
-    m = make(model)
-    return m if callable(m) else _compile(m)
+def _tower_prefix(model: nn.Module, tower: nn.Module) -> str:
+    for name, m in model.named_modules():
+        if m is tower:
+            return f"{name}." if name else ""
+    raise FeatxError("the image tower is not part of the model")
 
 
-def depth_groups(model: nn.Module, source: str, family: str, names: list[str],
-                 prefix: str = "") -> DepthGroups:
-    """`names` (parameter names of `model`, each with `prefix`) in depth groups."""
-    match = matcher_for(model, source, family)
+def depth_groups(model: nn.Module, bb: Backbone, names: list[str], prefix: str = ""
+                 ) -> DepthGroups:
+    """`names` (parameter names of `model`, each starting with `prefix`) in depth groups; names
+    outside the image tower are left out."""
+    tower = image_tower(bb, model)
+    match = matcher_for(tower, bb)
+    head = prefix + _tower_prefix(model, tower)
     stem: list[str] = []
     by_ordinal: dict[tuple, list[str]] = {}
     after: list[str] = []
     for full in names:
-        o = match(full[len(prefix):])
+        if not full.startswith(head):
+            continue
+        o = match(full[len(head):])
         if o == STEM:
             stem.append(full)
         elif o is None:

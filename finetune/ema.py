@@ -14,9 +14,13 @@ class EMA:
     ema = decay * ema + (1 - decay) * raw after every optimiser step; other buffers (batch-norm
     counters) are copied."""
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, module: nn.Module | None = None):
+        """`module`: a fresh model of the same architecture to hold the average (default: a
+        deep copy; models whose taps are hooks must be built anew, a copy keeps the original's
+        hooks)."""
         self.decay = decay
-        self.module = copy.deepcopy(model).eval()
+        self.module = (module if module is not None else copy.deepcopy(model)).eval()
+        self.module.load_state_dict(model.state_dict())
         for p in self.module.parameters():
             p.requires_grad_(False)
 

@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from featx.backbones import get_backbone, stages
+from featx.backbones import Backbone, Preprocess, get_backbone, stages, tapped
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 from featx.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from featx.weights import build_model
-from finetune import backbone as backbones
 from finetune.depth import DepthGroups, depth_groups
 from finetune.recipes import Recipe
 
@@ -186,18 +185,17 @@ class HeadNet(nn.Module):
     A trunk none of whose parameters train runs in eval mode (batch-norm statistics, dropout)
     and without gradients: a probe costs one forward of the trunk per image."""
 
-    def __init__(self, trunk: nn.Module, info: backbones.Trunk, levels: tuple[str, ...],
-                 n_classes: int):
+    def __init__(self, trunk: nn.Module, bb: Backbone, levels: tuple[str, ...], n_classes: int):
         super().__init__()
         self.trunk = trunk
-        taps = backbones.tapped(trunk, info, levels)
+        taps = tapped(trunk, bb, levels)
         own = {id(p) for p in trunk.parameters()}
         if any(id(p) not in own for p in taps.parameters()):
-            raise FeatxError(f"{info.name}: its tap module holds parameters outside the model")
-        self._taps = (taps,)  # shares the trunk's modules; not registered twice
-        self.info = info
+            raise FeatxError(f"{bb.name}: its tap module holds parameters outside the model")
+        self._taps = (taps,)  # hooks on the trunk's own modules; not registered twice
+        self.bb = bb
         self.levels = tuple(levels)
-        self.heads = nn.ModuleDict({lv: nn.Linear(info.dims[lv], n_classes) for lv in levels})
+        self.heads = nn.ModuleDict({lv: nn.Linear(bb.dims[lv], n_classes) for lv in levels})
         self.combiner = Combiner(len(levels)) if len(levels) > 1 else None
         self.unused: frozenset[str] = frozenset()  # trunk parameters the taps never use
 
@@ -214,7 +212,7 @@ class HeadNet(nn.Module):
         """{level: pooled tap}; the trunk without gradients where none of it trains."""
         with torch.no_grad() if self.trunk_frozen() else nullcontext():
             taps = self._taps[0](x)
-        return {lv: pool_tap(taps[lv], self.info.class_token, self.info.prefix_tokens)
+        return {lv: pool_tap(taps[lv], self.bb.has_cls_token, self.bb.num_prefix_tokens)
                 for lv in self.levels}
 
     def forward(self, x: Tensor) -> Tensor | dict:
@@ -227,8 +225,8 @@ class HeadNet(nn.Module):
 
     def depth_groups(self, names: list[str]) -> DepthGroups:
         """`names`' trunk parameters in depth groups (finetune.depth)."""
-        return depth_groups(self.trunk, self.info.source, self.info.family,
-                            [n for n in names if n.startswith("trunk.")], prefix="trunk.")
+        return depth_groups(self.trunk, self.bb, [n for n in names if n.startswith("trunk.")],
+                            prefix="trunk.")
 
 
 def unused_parameters(model: HeadNet, image_size: int) -> frozenset[str]:
@@ -254,23 +252,23 @@ def unused_parameters(model: HeadNet, image_size: int) -> frozenset[str]:
 def build_headnet(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
                   progress: bool = True) -> tuple[nn.Module, str]:
     """The modern recipes' model: `recipe.backbone`'s trunk with `weights` and its heads."""
-    info = backbones.resolve(recipe.backbone)
-    missing = [lv for lv in recipe.levels if lv not in info.dims]
+    bb = get_backbone(recipe.backbone)
+    missing = [lv for lv in recipe.levels if lv not in bb.dims]
     if missing:
-        raise FeatxError(f"--backbone {recipe.backbone} has no tap {', '.join(missing)} here "
-                         f"(its taps: {', '.join(info.dims)})")
-    trunk, identity = backbones.build(info, weights, seed=seed, progress=progress)
+        raise FeatxError(f"--backbone {recipe.backbone} has no tap {', '.join(missing)} "
+                         f"(its taps: {', '.join(bb.dims)})")
+    trunk, identity = build_model(bb, weights, seed=seed, progress=progress,
+                                  image_size=recipe.image_size or None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        model = HeadNet(trunk, info, recipe.levels, n_classes)
-    model.unused = unused_parameters(model, preprocess_of(recipe, info).input_size)
+        model = HeadNet(trunk, bb, recipe.levels, n_classes)
+    model.unused = unused_parameters(model, preprocess_of(recipe).input_size)
     return model, identity
 
 
-def preprocess_of(recipe: Recipe, info: backbones.Trunk | None = None) -> backbones.Preprocess:
+def preprocess_of(recipe: Recipe) -> Preprocess:
     """The recipe's preprocessing on its backbone: the backbone's own at the recipe's size."""
-    info = info or backbones.resolve(recipe.backbone)
-    return info.preprocess.at(recipe.image_size)
+    return get_backbone(recipe.backbone).preprocess(recipe.image_size or None)
 
 
 @dataclass(frozen=True)
@@ -278,7 +276,7 @@ class Inputs:
     """What a recipe's model is fed: crop size, preprocessing, normalisation."""
 
     size: int
-    pre: backbones.Preprocess | None  # None: the papers' resize + centre crop at `size`
+    pre: Preprocess | None  # None: the papers' resize + centre crop at `size`
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
@@ -334,8 +332,6 @@ def build(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
 def check_weights(recipe: Recipe, weights: str) -> None:
     """featx extract's check of `--weights` for the recipe's backbone: fails at once, offline,
     with the same message."""
-    if recipe.model in ANY_BACKBONE:
-        return backbones.check_weights(backbones.resolve(recipe.backbone), weights)
     from featx.weights import check_weights as featx_check
 
     featx_check(get_backbone(recipe.backbone), weights)

@@ -264,7 +264,12 @@ class Trainer:
         if self.dev.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         if cfg.ema is not None:
-            self.ema = EMA(self.model, cfg.ema)
+            fresh, _ = models.build(self.recipe, len(self.coll.classes), "none", seed=cfg.seed,
+                                    progress=False)
+            fresh.to(self.dev.device)
+            if self.dev.channels_last:
+                fresh.to(memory_format=torch.channels_last)
+            self.ema = EMA(self.model, cfg.ema, module=fresh)
             if state is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
         if state is not None:
