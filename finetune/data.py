@@ -1,8 +1,9 @@
 """Images of a featx Collection for training and evaluation, with each recipe's augmentation.
 
 Items are decoded in loader workers into uint8 tensors; normalisation runs on the device
-(`normalizer`: ImageNet's for the paper recipes, the backbone's own for the modern ones). Images that cannot be decoded are dropped from their batch and
-reported by the batch, so a bad file never stops training.
+(`normalizer`: ImageNet's for the paper recipes, the backbone's own for the modern ones). Images
+that cannot be decoded are dropped from their batch and reported by the batch, so a bad file
+never stops training.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from torchvision import transforms as T
 
 from featx.dataset import Collection
 from featx.decode import DecodeError, load_image
-from featx.preprocess import normalize, resize_center_crop, to_uint8_tensor
 from featx.backbones import Preprocess
+from featx.preprocess import normalize, resize_center_crop, to_uint8_tensor
 
 
 Transform = Callable[[Image.Image], Image.Image]

@@ -158,7 +158,8 @@ def _modern(name: str, description: str, stages: tuple[Stage, ...], model: str =
 MODERN: dict[str, Recipe] = {r.name: r for r in (
     _modern("probe", "linear probe: trunk frozen (batch-norm statistics and dropout too, run "
             "without gradients), a linear head on the deepest level",
-            (Stage("train", 30, Trainable(_HEAD), Optimizer("adamw", lr=1e-3, weight_decay=1e-4)),)),
+            (Stage("train", 30, Trainable(_HEAD),
+                   Optimizer("adamw", lr=1e-3, weight_decay=1e-4)),)),
     _modern("partial", "the last stage (CNN) or the last quarter of the blocks (transformer), "
             "with what follows them, plus the head; the rest frozen",
             (Stage("train", 30, Trainable(_HEAD, last_units=0.25),

@@ -186,7 +186,8 @@ class Trainer:
     def _evaluate(self, split: str, model: nn.Module | None = None) -> dict | None:
         if not len(self.idx[split]):
             return None
-        y, p, failed = predict(model or self.model, self._eval_loader(split), self.dev.device,
+        model = self.model if model is None else model
+        y, p, failed = predict(model, self._eval_loader(split), self.dev.device,
                                prepare=self.dev.prepare, autocast=self.dev.autocast,
                                quiet=self.quiet, desc=split, normalize=self.dev.normalize,
                                tta=self.cfg.tta)
@@ -223,7 +224,7 @@ class Trainer:
     def _save_best(self, stage_index: int, epoch: int, val: dict | None,
                    model: nn.Module | None = None, name: str = "best.pt") -> None:
         checkpoint.atomic_save({
-            "model": (model or self.model).state_dict(),
+            "model": (self.model if model is None else model).state_dict(),
             "recipe": self.recipe.name,
             "classes": self.coll.classes,
             "stage_index": stage_index,

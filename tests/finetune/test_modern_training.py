@@ -21,7 +21,7 @@ from finetune.recipes import get_recipe, override
 from finetune.train import Trainer
 
 from .finetune_helpers import QUICK
-from .test_recipe_training import check_stage, snapshot
+from .test_recipe_training import check_stage
 
 
 def make_trainer(recipe: str, images: Path, out: Path, backbone: str = "resnet18",
