@@ -53,6 +53,9 @@ def check_weights(backbone: Backbone, weights: str) -> None:
     """Fail at once, before any long preparation, when the weights cannot be had."""
     if weights in PRETRAINED:
         url = source_of(backbone).host(backbone)
+        if not url:
+            raise FeatxError(f"{backbone.name} names no pretrained weights (e.g. a clip/ "
+                             f"architecture without ':<tag>'): {_HINT}")
         if not imagenet_cached(backbone) and not _reachable(url):
             raise FeatxError(f"cannot download the pretrained weights of {backbone.name} from "
                              f"{url} (no network?): {_HINT}")
