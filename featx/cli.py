@@ -114,6 +114,8 @@ def demo(folder: Path, per_class: int, size: int, quiet: bool) -> None:
     click.echo("\nnext:")
     for cmd in next_commands:
         click.echo(f"  {cmd}")
+    click.echo("(the timm/ and clip/ extractions download their pretrained weights once; "
+               "offline, add --weights none)")
 
 
 @main.command()

@@ -128,6 +128,14 @@ def build_model(backbone: Backbone, weights: str, seed: int = 0, progress: bool 
             model = src.build(backbone, False, image_size, progress)
         return model, weights_identity(backbone, weights, seed)
     path = _weights_file(weights)
+    if src.from_file is not None:
+        try:
+            model = src.from_file(backbone, str(path), image_size)
+        except Exception as e:  # the libraries raise RuntimeError, KeyError, ValueError ...
+            first = str(e).strip().splitlines() or [type(e).__name__]
+            raise FeatxError(f"{path}: does not fit {backbone.name} "
+                             f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+        return model, weights_identity(backbone, weights)
     model = src.build(backbone, False, image_size, progress)
     sd = load_state_dict_file(path)
     try:

@@ -147,8 +147,20 @@ def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: boo
     return open_clip.create_model(arch, pretrained=_cached(bb) or tag, **kw)
 
 
+def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
+    """open_clip's own loading of a checkpoint file (weights_only / safetensors; position
+    embeddings resized to the input size)."""
+    import open_clip
+
+    arch, tag = bb.ref
+    kw = _kwargs(arch, tag) if tag else {}
+    if image_size and image_size != bb.default_preprocess.input_size:
+        kw["force_image_size"] = image_size
+    return open_clip.create_model(arch, pretrained=path, **kw)
+
+
 register_source(Source(
-    name="open_clip", build=_build, cached=lambda bb: _cached(bb) is not None,
+    name="open_clip", build=_build, from_file=_from_file, cached=lambda bb: _cached(bb) is not None,
     identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{_where(bb.extra['pretrained_cfg'])}",
     host=lambda bb: _where(bb.extra["pretrained_cfg"]),
     tower=lambda model: model.visual))
