@@ -7,6 +7,8 @@ is visible apart from the model speed-up. Prints JSON.
     python benchmarks/extract.py                      # resnet50, 300 JPEGs of 500x375, 224 px
     python benchmarks/extract.py --backbone resnet101
     python benchmarks/extract.py --quick              # a smoke run of a few seconds
+    python benchmarks/extract.py --modern             # timm ViT-B/16, ConvNeXt-T, CLIP ViT-B/32
+                                                      # vs their bare forward; ViT L0-L2 vs L0-L4
     python benchmarks/extract.py --backbone resnet101 --images 5000 --batch-size 256 \
         --workers 16                                  # on a GPU (device auto = cuda)
 
@@ -150,6 +152,106 @@ def baseline(data: Path, out_dir: Path, backbone: str, image_size: int, batch_si
     return {"images_per_s": n / dt, "seconds": dt}
 
 
+MODERN = ("timm/vit_base_patch16_224", "timm/convnext_tiny", "clip/ViT-B-32:openai")
+
+
+def tower_forward(backbone: str, n: int, batch_size: int, device: torch.device,
+                  repeats: int = 1) -> list[float]:
+    """images/s of the model's own forward (timm: model(x); torchvision: model(x); CLIP:
+    encode_image) on ready tensors at its input size, channels_last, inference mode; one figure
+    per repeat."""
+    from featx.backbones import get_backbone
+    from featx.engine import autocast
+    from featx.weights import build_model
+
+    bb = get_backbone(backbone)
+    model = build_model(bb, "none")[0].eval().to(device, memory_format=torch.channels_last)
+    fwd = model.encode_image if bb.source == "open_clip" else model
+    size = bb.preprocess().input_size
+    x = torch.randn(batch_size, 3, size, size, device=device).contiguous(
+        memory_format=torch.channels_last)
+    out = []
+    with torch.inference_mode(), autocast(device):
+        fwd(x[:2])  # warm-up
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            done = 0
+            while done < n:
+                b = min(batch_size, n - done)
+                fwd(x[:b])
+                done += b
+            _sync(device)
+            out.append(n / (time.perf_counter() - t))
+    return out
+
+
+def extract_rate(data: Path, out: Path, backbone: str, layers: str | None, batch_size: int,
+                 workers: int | None, device: torch.device) -> float:
+    """images/s of featx extract's loop (decoding JPEGs, forward, pooling, writing chunks; model
+    building excluded) at the model's own preprocessing."""
+    from featx.extract import ExtractConfig, run_extract
+
+    cfg = ExtractConfig(data=data, backbone=backbone, weights="none", layers=layers,
+                        batch_size=batch_size, workers=workers, device=str(device), out=out,
+                        quiet=True)
+    result = run_extract(cfg)
+    return result.n / result.loop_seconds
+
+
+def modern(data: Path, tmp: Path, n: int, batch_size: int, workers: int | None,
+           device: torch.device, repeats: int, models: tuple[str, ...] = MODERN) -> dict:
+    """Each backbone's extract rate against its bare forward, measured alternately `repeats`
+    times (the machine is shared: interleaving keeps both under the same load); then a ViT's
+    L0-L2 against L0-L4 the same way."""
+    import math
+    import statistics
+
+    res: dict = {}
+    k = 0
+    for bb in models:
+        bare, fx = [], []
+        for _ in range(repeats):
+            bare += tower_forward(bb, n, batch_size, device)
+            k += 1
+            fx.append(extract_rate(data, tmp / f"m{k}.h5", bb, None, batch_size, workers,
+                                   device))
+        res[bb] = {"bare_forward_img_s": bare, "featx_extract_img_s": fx,
+                   "ratios": [f / b for f, b in zip(fx, bare)],
+                   "featx_vs_bare_forward": statistics.median(fx) / statistics.median(bare)}
+    from featx.backbones import get_backbone
+
+    vits = [m for m in models if get_backbone(m).token_levels]
+    if not vits:
+        return res
+    vit = vits[0]
+    shallow, full = [], []
+    for _ in range(repeats):
+        k += 1
+        shallow.append(extract_rate(data, tmp / f"m{k}.h5", vit, "L0-L2", batch_size, workers,
+                                    device))
+        k += 1
+        full.append(extract_rate(data, tmp / f"m{k}.h5", vit, "L0-L4", batch_size, workers,
+                                 device))
+    depth = _depth(vit)
+    res[f"{vit} L0-L2 vs L0-L4"] = {
+        "L0-L2_img_s": shallow, "L0-L4_img_s": full,
+        "time_ratio": statistics.median(full) / statistics.median(shallow),
+        "blocks_ratio": math.ceil(3 * depth / 5) / depth}
+    return res
+
+
+def _depth(backbone: str) -> int:
+    """Number of transformer blocks of a token backbone (from its L3 tap's index rule)."""
+    import math
+
+    from featx.backbones import get_backbone
+
+    l3 = get_backbone(backbone).taps["L3"].module  # blocks ceil(4D/5): D = the last block + 1
+    last = int(l3.rsplit(".", 1)[-1].rsplit("_", 1)[-1]) + 1
+    return next(d for d in range(1, 200) if math.ceil(4 * d / 5) == last)
+
+
 @click.command()
 @click.option("--backbone", default="resnet50", show_default=True)
 @click.option("--images", "n", default=300, show_default=True)
@@ -161,10 +263,34 @@ def baseline(data: Path, out_dir: Path, backbone: str, image_size: int, batch_si
 @click.option("--jpeg-size", default="500x375", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:i]")
 @click.option("--quick", is_flag=True, help="resnet18, 48 images: a smoke run")
+@click.option("--modern", "modern_run", is_flag=True,
+              help="timm vit_base_patch16_224, convnext_tiny and clip/ViT-B-32 (random weights) "
+                   "against their bare forward, and a ViT's L0-L2 vs L0-L4")
+@click.option("--repeats", default=3, show_default=True, help="alternations (--modern)")
+@click.option("--models", default=",".join(MODERN), show_default=True,
+              help="backbones for --modern (comma-separated)")
 def main(backbone, n, image_size, batch_size, workers, baseline_workers, jpeg_size, device,
-         quick):
+         quick, modern_run, repeats, models):
     from featx.engine import resolve_device
     from featx.loader import default_workers
+
+    if modern_run:
+        device = resolve_device(device)
+        w, h = (int(v) for v in jpeg_size.split("x"))
+        with tempfile.TemporaryDirectory(prefix="featx-bench-") as tmp:
+            tmp = Path(tmp)
+            data = make_images(tmp / "images", n, w, h)
+            res = modern(data, tmp, n, batch_size, workers, device, repeats,
+                         tuple(m for m in models.split(",") if m))
+        print(json.dumps({"images": n, "jpeg_size": jpeg_size, "batch_size": batch_size,
+                          "device": str(device), "repeats": repeats,
+                          "gpu": torch.cuda.get_device_name(device)
+                          if device.type == "cuda" else None,
+                          "workers": workers if workers is not None
+                          else default_workers(device.type),
+                          "torch_threads": torch.get_num_threads(), "cores": os.cpu_count(),
+                          **res}, indent=1))
+        return
 
     if quick:
         backbone, n, batch_size = "resnet18", 48, 16

@@ -213,6 +213,8 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
             done[i] = Result(stored["row"], np.asarray(stored["test_true"]),
                              np.asarray(stored["test_pred"]), stored["test_paths"])
     results = [done[i] for i in range(len(specs))]
+    from classify.zeroshot import zeroshot_rows  # CLIP caches: the zero-shot row (cheap)
+    results += zeroshot_rows([str(c) for c in caches], seed=seed)
     add_mcnemar(results, results[specs.index(base)])
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 

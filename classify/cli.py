@@ -178,6 +178,25 @@ def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
 
 
 @main.command()
+@_CACHE
+@_JSON
+@_REPORT
+@_SEED
+@one_line_errors
+def zeroshot(cache, json_path, report_dir, seed):
+    """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings."""
+    from classify.zeroshot import run_zeroshot
+
+    _check_outputs({"--json": json_path}, {"--report": report_dir})
+    result = run_zeroshot(cache, seed=seed)
+    from featx.cache import Cache
+
+    with Cache(cache) as c:
+        classes = c.classes
+    _emit([result], classes, json_path, report_dir, "classify zeroshot")
+
+
+@main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path())
 @click.option("--out", "csv_out", default="predictions.csv", show_default=True,

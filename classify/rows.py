@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from classify.metrics import evaluate
-from featx.levels import LEVELS
+from featx.levels import ALL_LEVELS
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Result:
 
 def level_label(levels: Sequence[str]) -> str:
     """['L0'..'L4'] -> 'L0-L4'; ['L3', 'L4'] -> 'L3+L4'."""
-    idx = [LEVELS.index(lv) for lv in levels]
+    idx = [ALL_LEVELS.index(lv) for lv in levels]
     if len(idx) >= 3 and idx == list(range(idx[0], idx[-1] + 1)):
         return f"{levels[0]}-{levels[-1]}"
     return "+".join(levels)

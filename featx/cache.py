@@ -112,6 +112,16 @@ class CacheWriter:
         if any(errors):
             self.f["errors"][start:stop] = np.array(list(errors), dtype=object)
 
+    def write_zeroshot(self, templates: Sequence[str], class_embeddings: np.ndarray,
+                       logit_scale: float) -> None:
+        """CLIP's zero-shot prompts: /zeroshot/templates, /zeroshot/class_embeddings and the
+        attribute logit_scale (on /zeroshot and the root)."""
+        g = self.f.create_group("zeroshot")
+        g.create_dataset("templates", data=np.array(list(templates), dtype=object), dtype=_STR)
+        g.create_dataset("class_embeddings", data=np.asarray(class_embeddings, dtype=np.float32))
+        g.attrs["logit_scale"] = float(logit_scale)
+        self.f.attrs["logit_scale"] = float(logit_scale)
+
     def set_attrs(self, **attrs: object) -> None:
         """Root attributes known only once the rows are written (e.g. the failure count)."""
         for k, v in attrs.items():
@@ -200,6 +210,24 @@ class Cache:
     @property
     def errors(self) -> list[str]:
         return [e.decode() if isinstance(e, bytes) else e for e in self.f["errors"][:]]
+
+    @property
+    def has_zeroshot(self) -> bool:
+        return "zeroshot" in self.f and "class_embeddings" in self.f["zeroshot"]
+
+    def zeroshot(self) -> tuple[list[str], np.ndarray, float]:
+        """(templates, class embeddings [C, D] float32, logit scale) of a CLIP cache."""
+        if not self.has_zeroshot:
+            raise CacheError(f"{self.path}: no zero-shot prompts (the cache was not extracted "
+                             f"with a clip/ backbone)")
+        g = self.f["zeroshot"]
+        templates = [t.decode() if isinstance(t, bytes) else t for t in g["templates"][:]]
+        emb = g["class_embeddings"][:].astype(np.float32)
+        scale = float(g.attrs.get("logit_scale", self.f.attrs.get("logit_scale", 100.0)))
+        if emb.shape[0] != len(self.classes):
+            raise CacheError(f"{self.path}: /zeroshot/class_embeddings has {emb.shape[0]} rows "
+                             f"for {len(self.classes)} classes")
+        return templates, emb, scale
 
     def check_levels(self, levels: Sequence[str]) -> None:
         missing = [lv for lv in levels if lv not in self.levels]

@@ -27,8 +27,8 @@ def main() -> None:
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (= the source's pretrained weights), none (random, seeded by "
                    "--seed) or PATH to a state_dict (.pt/.pth/.safetensors)")
-@click.option("--layers", default="L0-L4", show_default=True,
-              help="e.g. L0-L4, L3,L4, L4; CLIP adds emb (L0-L4,emb)")
+@click.option("--layers", default=None,
+              help="e.g. L0-L4, L3,L4, L4, L0-L4,emb (default: L0-L4, and emb for CLIP)")
 @click.option("--pool", default=None,
               help="maps: gap, gmp, gap+gmp, meanstd; tokens: cls, gap, cls+gap (default: gap "
                    "for maps, cls for tokens)")
@@ -49,13 +49,16 @@ def main() -> None:
                    "the CPU, ~2048 on a GPU)")
 @click.option("--decode", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="where JPEGs are decoded (gpu: nvJPEG on the CUDA device)")
+@click.option("--prompts", type=click.Path(path_type=Path), default=None,
+              help="CLIP zero-shot templates, one per line with {} for the class name "
+                   "(default: featx's emotion templates); stored in the cache")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
             image_size: int | None,
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, out: Path | None, chunk_size: int | None, decode: str,
-            quiet: bool) -> None:
+            prompts: Path | None, quiet: bool) -> None:
     """Extract pooled L0..L4 features of DATA (a class-folder tree or a CSV) into a cache.
 
     Safe to kill at any moment: the same command resumes where it stopped. Under
@@ -66,7 +69,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     cfg = ExtractConfig(data=data, backbone=backbone, weights=weights, layers=layers, pool=pool,
                         image_size=image_size, batch_size=batch_size, workers=workers,
                         device=device, dtype=dtype, split=split, seed=seed, out=out,
-                        quiet=quiet, chunk_size=chunk_size, decode=decode)
+                        quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts)
     try:
         result = run_extract(cfg, log=_err)
     finally:
@@ -111,3 +114,34 @@ def demo(folder: Path, per_class: int, size: int, quiet: bool) -> None:
     click.echo("\nnext:")
     for cmd in next_commands:
         click.echo(f"  {cmd}")
+    click.echo("(the timm/ and clip/ extractions download their pretrained weights once; "
+               "offline, add --weights none)")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--timm", "timm_pattern", default=None,
+              help="list timm's pretrained names matching a pattern, e.g. 'vit_*dinov2*'")
+@click.option("--clip", "clip_list", is_flag=True, help="list open_clip's arch:tag pairs")
+@click.option("--json", "as_json", is_flag=True, help="JSON rows instead of a table")
+@one_line_errors
+def backbones(names: tuple[str, ...], timm_pattern: str | None, clip_list: bool,
+              as_json: bool) -> None:
+    """What --backbone takes: NAMES (default: the torchvision models and some timm / CLIP
+    examples) with family, level dims L0..L4[,emb], input size, weights source, cached here."""
+    import json
+
+    if timm_pattern:
+        import timm
+        for n in timm.list_pretrained(timm_pattern):
+            click.echo(f"timm/{n}")
+        return
+    if clip_list:
+        import open_clip
+        for arch, tag in open_clip.list_pretrained():
+            click.echo(f"clip/{arch}:{tag}")
+        return
+    from featx.listing import rows, table
+
+    items = rows(names)
+    click.echo(json.dumps(items, indent=1) if as_json else table(items))

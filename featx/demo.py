@@ -9,6 +9,8 @@ from pathlib import Path
 from featx.extract import ExtractConfig, ExtractResult, Log, _stderr, run_extract
 
 DEMO_BACKBONE = "resnet18"
+MODERN_BACKBONES = ("timm/convnext_tiny.in12k_ft_in1k", "timm/vit_base_patch14_dinov2.lvd142m",
+                    "clip/ViT-B-32:openai")
 # the papers' lr 1e-4 assumes ImageNet weights; from random weights only the whole network with a
 # larger step learns in a few epochs (93 % test accuracy on the demo images in 10 epochs)
 FINETUNE_NEXT = {
@@ -51,5 +53,12 @@ def run_demo(folder: str | os.PathLike = "cache/demo", per_class: int = 60, size
         f"classify ablate {q(str(out))} --out {q(str(folder / 'ablation'))}",
         f"finetune run {recipe_args} --data {q(str(images))} --backbone {DEMO_BACKBONE} "
         f"--weights {weights} --out {q(str(runs / recipe_args.split()[0]))}",
+        "featx backbones",
     ]
+    # today's backbones: pretrained weights are downloaded once (offline: --weights none)
+    for name in MODERN_BACKBONES:
+        cache = folder / f"demo-{name.replace('/', '-').replace(':', '-')}.h5"
+        nxt.append(f"featx extract {q(str(images))} --backbone {name} --out {q(str(cache))}")
+        if name.startswith("clip/"):
+            nxt.append(f"classify zeroshot {q(str(cache))}")
     return result, nxt

@@ -88,6 +88,7 @@ class Engine:
         if fold_bn:
             fold_batchnorm(model)
         self.backbone = bb
+        self.model = model  # the whole model (CLIP: with its text tower)
         self.preprocess = bb.preprocess(image_size)
         self.extractor = MultiLevelExtractor(model, bb, levels, pool).eval().to(device)
         self.extractor.to(memory_format=torch.channels_last)

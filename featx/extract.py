@@ -43,7 +43,7 @@ class ExtractConfig:
     data: Path
     backbone: str = "resnet101"
     weights: str = "imagenet"
-    layers: str = "L0-L4"
+    layers: str | None = None  # None: every level of the backbone (L0-L4, and emb for CLIP)
     pool: str | None = None  # None: the backbone's default (gap for maps, cls for tokens)
     image_size: int | None = None  # None: the model's own input size
     batch_size: int = 64
@@ -56,6 +56,7 @@ class ExtractConfig:
     quiet: bool = False
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
     decode: str = "auto"
+    prompts: Path | None = None  # CLIP zero-shot templates file (default: featx.zeroshot's)
 
 
 @dataclass
@@ -177,11 +178,12 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     world = distributed.from_env()
     device = resolve_device(cfg.device, world.local_rank)
     say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
-    levels = parse_levels(cfg.layers)
     bb = get_backbone(cfg.backbone)
+    levels = parse_levels(cfg.layers or ",".join(bb.levels))
     pool = cfg.pool or bb.default_pool
     check_pool(bb, levels, pool)
     pp = bb.preprocess(cfg.image_size)
+    templates = _templates(cfg, bb)
     dtype = cfg.dtype or default_dtype(device)
     decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
@@ -195,6 +197,8 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     feat_fp = feature_fingerprint(settings)
     settings.update(classes=coll.classes, split_spec=coll.split_spec, seed=cfg.seed,
                     files=list_fingerprint(coll.paths, coll.labels, coll.split))
+    if templates:
+        settings["prompts"] = templates
     fp = full_fingerprint(settings)
     result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates)
 
@@ -238,7 +242,8 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
 
     if todo:
         result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels, pool,
-                                              device, dtype, decoder, world, quiet=cfg.quiet)
+                                              device, dtype, decoder, world, quiet=cfg.quiet,
+                                              templates=templates)
     world.barrier()
     if not world.is_main:
         return _summarise(result, out, "shard-done", t0, read=False)
@@ -256,10 +261,55 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
                "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
-               "duplicate_groups": coll.duplicates, "featx_version": __version__})
-    _assemble(out, cache_meta, coll, dims, parts, n_chunks)
+               "duplicate_groups": coll.duplicates, "featx_version": __version__,
+               **({"prompts": templates} if templates else {})})
+    prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
+    _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
     parts.remove()
     return _summarise(result, out, "written", t0)
+
+
+def _templates(cfg: ExtractConfig, bb) -> list[str] | None:
+    """The zero-shot templates of a CLIP run (None for other backbones)."""
+    from featx import zeroshot
+
+    if bb.source != "open_clip":
+        if cfg.prompts:
+            raise FeatxError(f"--prompts: {bb.name} has no text tower; zero-shot prompts need a "
+                             f"clip/ backbone")
+        return None
+    return zeroshot.read_templates(cfg.prompts)
+
+
+def _zeroshot_from(model, cfg: ExtractConfig, parts: Parts, classes, templates, device):
+    from featx import zeroshot
+
+    arch = cfg.backbone.removeprefix("clip/").split(":")[0]
+    p = zeroshot.compute(model, arch, classes, templates, device)
+    zeroshot.save(parts.dir / zeroshot.FILE, p)
+    return p
+
+
+def _prompts(cfg: ExtractConfig, parts: Parts, coll: Collection, templates, device):
+    """The class embeddings computed during the run, or (a run resumed with every chunk done)
+    from a model built for them."""
+    from featx import zeroshot
+    from featx.backbones import get_backbone
+    from featx.weights import build_model
+
+    p = _stored_prompts(parts, templates)
+    if p is None:
+        model, _ = build_model(get_backbone(cfg.backbone), cfg.weights, seed=cfg.seed,
+                               progress=not cfg.quiet, image_size=cfg.image_size)
+        p = _zeroshot_from(model.eval().to(device), cfg, parts, coll.classes, templates, device)
+    return p
+
+
+def _stored_prompts(parts: Parts, templates):
+    from featx import zeroshot
+
+    p = zeroshot.load(parts.dir / zeroshot.FILE)
+    return p if p is not None and p.templates == list(templates) else None
 
 
 def _preprocess_attrs(pp, bb) -> dict:
@@ -276,7 +326,7 @@ def _weights_source(weights: str) -> str:
 
 def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chunk_size: int,
                     parts: Parts, levels: list[str], pool: str, device, dtype: str, decoder,
-                    world, quiet: bool) -> float:
+                    world, quiet: bool, templates: list[str] | None = None) -> float:
     """Run this rank's chunks through the model; each finished chunk goes to the writer thread.
     Returns the seconds the loop took (model building excluded)."""
     from tqdm import tqdm
@@ -293,6 +343,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     pp = engine.preprocess
     if world.is_main:
         world.barrier()
+        if templates and _stored_prompts(parts, templates) is None:
+            _zeroshot_from(engine.model, cfg, parts, coll.classes, templates, device)
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
     workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
     dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
@@ -324,10 +376,13 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
 
 
 def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: Parts,
-              n_chunks: int) -> None:
+              n_chunks: int, prompts=None) -> None:
     """Chunk files -> the cache at `out` (written beside it, moved into place when complete)."""
     writer = CacheWriter(out, meta, coll.paths, coll.labels, coll.split, dims)
     try:
+        if prompts is not None:
+            writer.write_zeroshot(prompts.templates, prompts.class_embeddings,
+                                  prompts.logit_scale)
         start, n_failed = 0, 0
         for k in range(n_chunks):
             feats, valid, errors = parts.read_chunk(k)

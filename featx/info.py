@@ -37,8 +37,22 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             f"split        {a['split_spec']} (seed {a['seed']})",
             f"fingerprint  {c.fingerprint}",
         ]
-        if "preprocessing" in a:
+        if "resize_size" in a:  # the model's own preprocessing (featx >= the backbones issue)
+            mean, std = json.loads(a["mean"]), json.loads(a["std"])
+            lines.insert(7, f"preprocess   resize shorter side to {a['resize_size']} "
+                            f"({a['interpolation']}), centre crop {a['input_size']} (crop_pct "
+                            f"{float(a['crop_pct']):g}), mean {', '.join(f'{m:.4g}' for m in mean)}"
+                            f", std {', '.join(f'{s:.4g}' for s in std)}")
+            lines.insert(8, f"decoding     {a['preprocessing'].split(';')[0]}")
+        elif "preprocessing" in a:
             lines.insert(7, f"preprocess   {a['preprocessing']}")
+        if a.get("token_levels"):
+            lines.insert(8, f"token levels {', '.join(json.loads(a['token_levels']))} "
+                            f"(pooled by {a['pool']})")
+        if "zeroshot" in c.f:
+            t, _, scale = c.zeroshot()
+            lines.append(f"zero-shot    {len(t)} prompt templates (e.g. {t[0]!r}), "
+                         f"logit scale {scale:.4g}")
         lines.append(f"images       {n} ({int(valid.sum())} usable)")
         header = ["class"] + c.split_names + ["total"]
         rows = [header]

@@ -53,6 +53,9 @@ def check_weights(backbone: Backbone, weights: str) -> None:
     """Fail at once, before any long preparation, when the weights cannot be had."""
     if weights in PRETRAINED:
         url = source_of(backbone).host(backbone)
+        if not url:
+            raise FeatxError(f"{backbone.name} names no pretrained weights (e.g. a clip/ "
+                             f"architecture without ':<tag>'): {_HINT}")
         if not imagenet_cached(backbone) and not _reachable(url):
             raise FeatxError(f"cannot download the pretrained weights of {backbone.name} from "
                              f"{url} (no network?): {_HINT}")
@@ -125,6 +128,14 @@ def build_model(backbone: Backbone, weights: str, seed: int = 0, progress: bool 
             model = src.build(backbone, False, image_size, progress)
         return model, weights_identity(backbone, weights, seed)
     path = _weights_file(weights)
+    if src.from_file is not None:
+        try:
+            model = src.from_file(backbone, str(path), image_size)
+        except Exception as e:  # the libraries raise RuntimeError, KeyError, ValueError ...
+            first = str(e).strip().splitlines() or [type(e).__name__]
+            raise FeatxError(f"{path}: does not fit {backbone.name} "
+                             f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+        return model, weights_identity(backbone, weights)
     model = src.build(backbone, False, image_size, progress)
     sd = load_state_dict_file(path)
     try:

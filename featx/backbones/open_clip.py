@@ -72,8 +72,8 @@ def _split(name: str) -> tuple[str, str]:
         raise FeatxError(f"unknown --backbone clip/{name}: open_clip has no architecture "
                          f"{arch!r} (e.g. ViT-B-32, ViT-B-16, ViT-L-14, RN50)")
     tags = open_clip.list_pretrained_tags_by_model(arch)
-    if not tag or tag not in tags:
-        raise FeatxError(f"--backbone clip/{name}: give a pretrained tag after ':' "
+    if tag and tag not in tags:  # no tag at all: the architecture, for --weights none|PATH
+        raise FeatxError(f"--backbone clip/{name}: unknown pretrained tag {tag!r} "
                          f"({', '.join(tags) or 'none known'})")
     return arch, tag
 
@@ -81,7 +81,7 @@ def _split(name: str) -> tuple[str, str]:
 def _kwargs(arch: str, tag: str) -> dict:
     import open_clip
 
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
     return {"force_quick_gelu": bool(cfg.get("quick_gelu", False))}
 
 
@@ -102,7 +102,7 @@ def resolve(name: str) -> Backbone:
     import open_clip
 
     arch, tag = _split(name)
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
     with _quiet(), torch.device("meta"):
         model = open_clip.create_model(arch, pretrained=None, device="meta", **_kwargs(arch, tag))
     visual = model.visual
@@ -147,9 +147,21 @@ def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: boo
     return open_clip.create_model(arch, pretrained=_cached(bb) or tag, **kw)
 
 
+def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
+    """open_clip's own loading of a checkpoint file (weights_only / safetensors; position
+    embeddings resized to the input size)."""
+    import open_clip
+
+    arch, tag = bb.ref
+    kw = _kwargs(arch, tag) if tag else {}
+    if image_size and image_size != bb.default_preprocess.input_size:
+        kw["force_image_size"] = image_size
+    return open_clip.create_model(arch, pretrained=path, **kw)
+
+
 register_source(Source(
-    name="open_clip", build=_build, cached=lambda bb: _cached(bb) is not None,
+    name="open_clip", build=_build, from_file=_from_file, cached=lambda bb: _cached(bb) is not None,
     identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{_where(bb.extra['pretrained_cfg'])}",
-    host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co",
+    host=lambda bb: _where(bb.extra["pretrained_cfg"]),
     tower=lambda model: model.visual))
 register_prefix("clip/", resolve)

@@ -24,6 +24,9 @@ class Source:
     identity: Callable[[Backbone], str]  # recorded for the pretrained weights
     host: Callable[[Backbone], str]  # the URL whose host must be reachable to download them
     tower: Callable[[nn.Module], nn.Module] = _whole  # the part that sees images
+    # (backbone, state_dict file, image_size) -> model, through the library's own loader (which
+    # adapts e.g. position embeddings to another image size); None: build + load_state_dict
+    from_file: Callable[[Backbone, str, int | None], nn.Module] | None = None
 
 
 SOURCES: dict[str, Source] = {}

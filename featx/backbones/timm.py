@@ -154,8 +154,19 @@ def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: boo
     return timm.create_model(bb.ref, pretrained=False, **kw)
 
 
+def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
+    """timm's own loading of a state_dict file (weights_only / safetensors), which resamples
+    position embeddings when the input size is not the checkpoint's."""
+    import timm
+
+    kw = {}
+    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
+        kw["img_size"] = image_size
+    return timm.create_model(bb.ref, pretrained=True, pretrained_cfg_overlay={"file": path}, **kw)
+
+
 register_source(Source(
-    name="timm", build=_build,
+    name="timm", build=_build, from_file=_from_file,
     cached=lambda bb: cached_file(bb.extra["pretrained_cfg"], _FILES) is not None,
     identity=lambda bb: f"timm:{bb.ref}:{_where(bb.extra['pretrained_cfg'])}",
     host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co"))
