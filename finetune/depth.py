@@ -59,7 +59,10 @@ def _between_taps(tower: nn.Module, bb: Backbone) -> Matcher:
     return match
 
 
-def _timm(tower: nn.Module, bb: Backbone) -> dict:
+def _timm(tower: nn.Module, bb: Backbone) -> dict | Matcher:
+    """timm's own grouping; the stages between the taps for a model that has none."""
+    if not hasattr(tower, "group_matcher"):
+        return _between_taps(tower, bb)
     return tower.group_matcher(coarse=True)
 
 
