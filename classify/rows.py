@@ -56,7 +56,7 @@ FOLD_METRICS = ("accuracy", "macro_recall", "macro_f1")
 def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> list[Result]:
     """The k-fold protocol's rows: each fold's row (named '... [fold i]') and a summary row
     under the plain name whose `val`/`test` are computed on every fold's predictions together
-    (each image is tested exactly once) and whose `folds` holds the mean and standard
+    (each image is tested exactly once) and whose `kfold` holds the mean and standard
     deviation of the per-fold figures."""
     out = []
     for r in results:
@@ -69,19 +69,20 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
         t = np.concatenate([getattr(r, f"{s}_true") for r in results]).astype(np.int64)
         p = np.concatenate([getattr(r, f"{s}_pred") for r in results]).astype(np.int64)
         pooled[s] = (t, p)
-    folds = {"k": len(results)}
+    kfold = {"k": len(results)}
     for s in ("val", "test"):
         per = {m: [r.row[s][m] for r in results if r.row[s][m] is not None] for m in FOLD_METRICS}
-        folds[s] = {"mean": {m: float(np.mean(v)) if v else None for m, v in per.items()},
+        kfold[s] = {"mean": {m: float(np.mean(v)) if v else None for m, v in per.items()},
                     "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
                             for m, v in per.items()}}
     keep = {k: v for k, v in first.items()
-            if k not in ("name", "val", "test", "fold", "params", "level_weights")}
+            if k not in ("name", "levels", "model", "weighted", "val", "test", "fold", "params",
+                         "level_weights")}
     summary = make_result(name, first["levels"], first["model"], first["weighted"], classes,
                           pooled["val"], pooled["test"],
                           [p for r in results for p in r.test_paths], seed=seed, **keep)
     summary.row["fold"] = "all"
-    summary.row["folds"] = folds
+    summary.row["kfold"] = kfold
     return out + [summary]
 
 
