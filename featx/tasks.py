@@ -58,7 +58,9 @@ def class_mapping(classes: Sequence[str], task: str | None) -> tuple[list[str], 
                          f"(class,sentiment per line)")
     missing = [c for c in classes if c not in mapping]
     if missing:
-        raise FeatxError(f"--task {task}: class {', '.join(missing)} is not in {source}; "
+        many = len(missing) > 1
+        raise FeatxError(f"--task {task}: class{'es' if many else ''} {', '.join(missing)} "
+                         f"{'are' if many else 'is'} not in {source}; "
                          f"give a map file (class,sentiment per line) with --task FILE")
     new = sorted({mapping[c] for c in classes})
     return new, np.array([new.index(mapping[c]) for c in classes], dtype=np.int64)
