@@ -138,20 +138,30 @@ def load_levels(path: str | os.PathLike, levels: Sequence[str],
     return data
 
 
+def check_same_features(path: str | os.PathLike, train: str | os.PathLike) -> None:
+    """Refuse (one line) a cache whose features were made with other settings than `train`'s:
+    their feature fingerprints (backbone, weights, levels, pool, preprocessing, ...) differ."""
+    from featx.settings import FEATURE_KEYS, from_cache_attrs
+
+    with Cache(train) as a, Cache(path) as b:
+        ours = str(a.attrs.get("feature_fingerprint", a.fingerprint))
+        theirs = str(b.attrs.get("feature_fingerprint", b.fingerprint))
+        if ours == theirs:
+            return
+        sa, sb = from_cache_attrs(a.attrs), from_cache_attrs(b.attrs)
+        what = ", ".join(f"{k} {sa[k]} vs {sb[k]}" for k in FEATURE_KEYS
+                         if k in sa and k in sb and sa[k] != sb[k])
+    raise CacheError(f"{path}: its features were made with other settings than {train}'s "
+                     f"(feature fingerprint {theirs[:12]} vs {ours[:12]}"
+                     + (f": {what}" if what else "") + "); cross-dataset evaluation needs "
+                     f"features from the same backbone, weights, pool and preprocessing")
+
+
 def load_eval_rows(path: str | os.PathLike, data: LevelData) -> tuple[Part, list[str]]:
     """Every valid image of another cache, for cross-dataset evaluation of a model trained on
     `data`: refused unless its features were made with the same settings."""
+    check_same_features(path, data.cache)
     with Cache(path) as cache:
-        theirs = str(cache.attrs.get("feature_fingerprint", cache.fingerprint))
-        if theirs != data.feature_fingerprint:
-            from featx.settings import difference, from_cache_attrs
-
-            what = difference(from_cache_attrs(data.attrs), from_cache_attrs(cache.attrs))
-            raise CacheError(f"{path}: its features were made with other settings than "
-                             f"{data.cache}'s (feature fingerprint {theirs[:12]} != "
-                             f"{data.feature_fingerprint[:12]}: {what}); cross-dataset "
-                             f"evaluation needs the same backbone, weights, pool and "
-                             f"preprocessing")
         cache.check_levels(data.levels)
         bad = [lv for lv in data.levels if cache.dims[lv] != data.dims[lv]]
         if bad:

@@ -72,6 +72,10 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
     on every valid image of another cache (classes matched by name or `class_map`)."""
     if target not in TARGETS:
         raise FeatxError(f"--target {target!r}: use label or distribution")
+    if eval_cache:
+        from classify.data import check_same_features
+
+        check_same_features(eval_cache, cache)  # before any training
     results, est, d, recipe = [], None, None, {}
     for d in _rounds(cache, levels, data, split, task, seed):
         if eval_cache and d.fold is not None:
