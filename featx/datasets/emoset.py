@@ -7,7 +7,6 @@ kept as extra columns."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from featx.datasets.base import MIKELS, Items, ReadOptions, Reader, fail, mikels_name
@@ -73,9 +72,7 @@ def read(path: Path, options: ReadOptions) -> Items:
             labels.append(label)
             split.append(s)
             ann_paths.append(ann)
-    # many small files: threads overlap the open/read latency
-    with ThreadPoolExecutor(8) as pool:
-        anns = list(pool.map(lambda a: _annotation(root, a), ann_paths, chunksize=512))
+    anns = [_annotation(root, a) for a in ann_paths]
     extras: dict[str, list] = {}
     for name in ATTRIBUTES:
         col = []
