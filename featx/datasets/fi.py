@@ -26,7 +26,8 @@ def detect(path: Path) -> float:
     if not path.is_dir():
         return 0.0
     subs = {p.name.lower() for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return 0.6 if subs and all(mikels_name(s) for s in subs) and len(subs) >= 6 else 0.0
+    # all eight Mikels folders: FI's layout (read alike as a class-folder tree)
+    return 0.6 if {mikels_name(s) for s in subs} == set(MIKELS) else 0.0
 
 
 READER = Reader("fi", read, detect, "FI: one folder per Mikels emotion")
