@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from classify.data import LevelData, Part, iter_rounds, load_eval_rows
+from classify.data import LevelData, iter_rounds, load_eval_rows
 from classify.rows import Result, fold_rows, make_result, row_name
 from featx.cache import CacheError
 from featx.errors import FeatxError
@@ -89,7 +89,8 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
                                            quiet)
         results.append(res)
         if eval_cache:
-            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, seed, target))
+            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, seed, target,
+                                      task))
     recipe.update(protocol=d.protocol, target=target)
     return Trained(estimator=est, results=_finish(results, d, seed), data=d, recipe=recipe)
 
@@ -153,16 +154,14 @@ def _fit_distribution(d: LevelData, cache, seed: int):
 
 
 def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
-               seed: int, target: str) -> Result:
+               seed: int, target: str, task: str | None) -> Result:
     """`res`'s model evaluated on every valid image of `other` whose class matches."""
     from classify.protocol import match_classes
     from featx.tasks import class_mapping, map_labels
 
     part, other_classes = load_eval_rows(other, d)
-    task = d.protocol.get("task", "emotion")
-    mapped = class_mapping(other_classes, None if task == "emotion" else
-                           ("sentiment" if task == "sentiment" else None))
-    if mapped is not None:  # the same task on both sides (a map file: its names as given)
+    mapped = class_mapping(other_classes, task)
+    if mapped is not None:  # the same task on both sides
         other_classes, index = mapped
         part.y = map_labels(part.y, index)
     to_train = match_classes(d.classes, other_classes, class_map, other)
@@ -250,6 +249,3 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
                                (va.y, pred["val"]), (te.y, pred["test"]), te.paths, seed=seed,
                                **extra))
     return stacker, results
-
-
-__all__ = ["Trained", "run_fit", "run_stack", "Part"]
