@@ -85,9 +85,10 @@ def file_digest(path: Path) -> str:
 def duplicate_groups(root: Path, paths: list[str]) -> np.ndarray:
     """Group id per path; identical files (same bytes) share one. Only equal-size files are hashed."""
     by_size: dict[int, list[int]] = defaultdict(list)
+    base = str(root)  # os.path.join, not Path: a third of the time on EmoSet's 118k paths
     for i, p in enumerate(paths):
         try:
-            by_size[os.stat(root / p).st_size].append(i)
+            by_size[os.stat(os.path.join(base, p)).st_size].append(i)
         except OSError:
             pass  # unreadable or missing: its own group, reported by the decoder
     groups = np.arange(len(paths), dtype=np.int64)
@@ -187,9 +188,11 @@ def resolve_conflicts(paths: list[str], names: list[str], groups: np.ndarray, po
     """Identical files (one group) with different labels: the conflicts found, which images to
     keep and their labels after `policy` (keep: as they are; drop: every copy; majority: each
     copy gets the group's most common label, a tie drops the group)."""
+    ids, counts = np.unique(groups, return_counts=True)
+    shared = np.isin(groups, ids[counts > 1])  # only identical files can conflict
     by_group: dict[int, list[int]] = defaultdict(list)
-    for i, g in enumerate(groups.tolist()):
-        by_group[g].append(i)
+    for i in np.flatnonzero(shared).tolist():
+        by_group[int(groups[i])].append(i)
     keep = np.ones(len(paths), dtype=bool)
     names = list(names)
     found = []

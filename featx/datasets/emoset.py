@@ -7,6 +7,7 @@ kept as extra columns."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from featx.datasets.base import MIKELS, Items, ReadOptions, Reader, fail, mikels_name
@@ -52,11 +53,11 @@ def _entries(path: Path, split: str) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def _annotation(root: Path, rel: str | None) -> dict | None:
+def _annotation(root: str, rel: str | None) -> dict | None:
     if not rel:
         return None
     try:
-        with open(root / rel, "rb") as fh:
+        with open(os.path.join(root, rel), "rb") as fh:
             d = json.loads(fh.read())
         return d if isinstance(d, dict) else None
     except (OSError, ValueError):
@@ -72,7 +73,8 @@ def read(path: Path, options: ReadOptions) -> Items:
             labels.append(label)
             split.append(s)
             ann_paths.append(ann)
-    anns = [_annotation(root, a) for a in ann_paths]
+    base = str(root)  # os.path.join on str: a third of the time of Path joins here
+    anns = [_annotation(base, a) for a in ann_paths]
     extras: dict[str, list] = {}
     for name in ATTRIBUTES:
         col = []
