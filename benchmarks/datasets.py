@@ -8,7 +8,8 @@
     python benchmarks/datasets.py ablate [--n 1980] [--k 5] [--jobs 2]
         `classify ablate CACHE --grid default --split kfold:K` on an Emotion6-sized synthetic
         cache (1,980 images, six classes, resnet101's five levels 64..2048, float16), every row
-        computed, next to the same grid on one 80/5/15 split.
+        computed, next to the same grid on one 80/5/15 split; wall and CPU seconds (the machine
+        may be shared: CPU seconds / cores is what an idle machine would take).
 """
 
 from __future__ import annotations
@@ -88,13 +89,39 @@ def bench_emoset(args) -> dict:
             "loadavg_1min": os.getloadavg()[0]}
 
 
-def _grid(cache: str, out: str, jobs: int, split: str | None) -> tuple[float, dict]:
+def tree_cpu_seconds(root: int) -> float:
+    """user+sys CPU seconds of process `root` and all its descendants (living ones from
+    /proc/<pid>/stat, finished ones through their parents' cutime/cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the command name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+            stats[int(d)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return sum(stats[p][1] for p in members if p in stats) / tick
+
+
+def _grid(cache: str, out: str, jobs: int, split: str | None) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds of this process tree, rows)."""
     from classify.ablate import run_grid
     from classify.rows import rows_document
 
-    t0 = time.perf_counter()
+    cpu0, t0 = tree_cpu_seconds(os.getpid()), time.perf_counter()
     run = run_grid([cache], "default", out, jobs=jobs, quiet=True, split=split)
-    return time.perf_counter() - t0, rows_document(run.results)
+    wall = time.perf_counter() - t0
+    return wall, tree_cpu_seconds(os.getpid()) - cpu0, rows_document(run.results)
 
 
 def bench_ablate(args) -> dict:
@@ -106,13 +133,16 @@ def bench_ablate(args) -> dict:
                                       dims=RESNET101_DIMS, classes=classes, split_spec="80/5/15",
                                       strong=0.6, faint=0.25)
         load0 = os.getloadavg()[0]
-        kfold_s, doc = _grid(cache, str(Path(tmp) / "k"), args.jobs, f"kfold:{args.k}")
-        single_s, doc1 = _grid(cache, str(Path(tmp) / "s"), args.jobs, None)
+        kfold_s, kfold_cpu, doc = _grid(cache, str(Path(tmp) / "k"), args.jobs,
+                                        f"kfold:{args.k}")
+        single_s, single_cpu, _ = _grid(cache, str(Path(tmp) / "s"), args.jobs, None)
         rows = [r for r in doc["rows"] if r["fold"] == "all"]
     return {"benchmark": f"classify ablate --grid default --split kfold:{args.k}",
             "images": args.n, "dims": RESNET101_DIMS, "jobs": args.jobs,
             "grid_rows": len(rows), "kfold_s": round(kfold_s, 1),
             "single_split_s": round(single_s, 1), "kfold_vs_single": round(kfold_s / single_s, 2),
+            # CPU seconds used: on an idle machine the wall time is about cpu / min(jobs, cores)
+            "kfold_cpu_s": round(kfold_cpu, 1), "single_split_cpu_s": round(single_cpu, 1),
             "rows": {r["name"]: {"acc": round(r["kfold"]["test"]["mean"]["accuracy"], 4),
                                  "acc_std": round(r["kfold"]["test"]["std"]["accuracy"], 4),
                                  "mrec": round(r["kfold"]["test"]["mean"]["macro_recall"], 4),
