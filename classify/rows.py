@@ -83,6 +83,13 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
                           [p for r in results for p in r.test_paths], seed=seed, **keep)
     summary.row["fold"] = "all"
     summary.row["kfold"] = kfold
+    for s in ("val", "test"):
+        ldl = [(r.row[s]["n"], r.row[s]["ldl"]) for r in results if r.row[s].get("ldl")]
+        if ldl and sum(n for n, _ in ldl):
+            # per-image means: the n-weighted mean of the folds' is the mean over all images
+            total = sum(n for n, _ in ldl)
+            summary.row[s]["ldl"] = {m: sum(n * v[m] for n, v in ldl) / total
+                                     for m in ldl[0][1]}
     return out + [summary]
 
 

@@ -71,6 +71,13 @@ def test_fit_target_distribution_reports_ldl(tmp_path, ldl_cache):
     hard = tmp_path / "h.json"
     run("fit", ldl_cache, "--levels", "L3,L4", "--json", hard, "--quiet")
     assert row["test"]["accuracy"] >= read_json(hard)["rows"][0]["test"]["accuracy"] - 0.05
+    k = tmp_path / "k.json"
+    run("fit", ldl_cache, "--levels", "L4", "--target", "distribution", "--split", "kfold:3",
+        "--json", k, "--quiet")
+    rows = read_json(k)["rows"]
+    per_fold = [(r["test"]["n"], r["test"]["ldl"]["kl"]) for r in rows[:3]]
+    assert rows[-1]["test"]["ldl"]["kl"] == pytest.approx(
+        sum(n * v for n, v in per_fold) / sum(n for n, _ in per_fold))
     bad = run("fit", ldl_cache.parent / "nodist.h5", "--target", "distribution", ok=False)
     assert bad.exit_code != 0 and "no label distributions" in bad.output
 
