@@ -68,10 +68,8 @@ def read(path: Path, options: ReadOptions) -> Items:
         dist = np.where(mass > 0, P[:, :6] / np.where(mass > 0, mass, 1), 1 / 6)
     else:
         classes, dist = list(EMOTIONS), P / P.sum(axis=1, keepdims=True)
-    order = np.argsort(classes)  # the cache's class order is alphabetical
-    classes = [classes[i] for i in order]
     return Items(root=root, paths=paths, labels=labels, classes=classes,
-                 dist=dist[:, order].astype(np.float32), extras=extras,
+                 dist=dist.astype(np.float32), extras=extras,
                  dropped={"tied most-voted emotion": ties} if ties else {},
                  notes=[f"labels: {options.label}"])
 
