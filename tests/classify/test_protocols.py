@@ -133,3 +133,25 @@ def test_sentiment_task(pair, tmp_path):
     assert list(read_json(out)["rows"][0]["test"]["per_class_recall"]) == ["calm", "other"]
     bad = run("fit", a, "--task", "valence", ok=False)
     assert bad.exit_code != 0 and "--task 'valence'" in bad.output
+
+
+def test_cache_extracted_with_kfold_uses_its_folds(balanced, tmp_path):
+    with Cache(balanced) as c:
+        labels = c.labels
+    fold = (np.arange(len(labels)) * 7 + labels) % 3  # any assignment: the cache's own
+
+    def to_kfold(f):
+        f.create_dataset("fold", data=fold.astype(np.int8))
+        f["split"][:] = 0
+        f.attrs["split_spec"] = "kfold:3"
+
+    k = copy_cache(balanced, tmp_path / "k.h5", to_kfold)
+    out = tmp_path / "k.json"
+    run("fit", k, "--json", out, "--quiet")
+    rows = read_json(out)["rows"]
+    assert rows[-1]["protocol"]["split"] == "kfold:3" and len(rows) == 4
+    assert [r["fold"] for r in rows] == [0, 1, 2, "all"]
+    with Cache(k) as c:
+        valid = c.valid
+    for f in range(3):
+        assert rows[f]["test"]["n"] == int(((fold == f) & valid).sum())
