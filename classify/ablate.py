@@ -17,7 +17,7 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 2  # bump when the code computing a row changes (the estimator settings and grid
+ROW_FORMAT = 3  # bump when the code computing a row changes (the estimator settings and grid
 # are in the row key already), so old cached rows are not reused
 
 
@@ -35,7 +35,8 @@ class RowSpec:
     def name(self) -> str:
         return row_name(self.levels, self.model, self.weighted, self.meta)
 
-    def key(self, cache_fingerprint: str, seed: int) -> str:
+    def key(self, cache_fingerprint: str, seed: int, split: str | None = None,
+            task: str | None = None) -> str:
         """Names the stored result: what the row computes, not where the cache lies."""
         from classify.models import make_model, model_kind
 
@@ -43,9 +44,11 @@ class RowSpec:
         # the estimator's own settings too, so that a changed default is never served from disk
         est = make_model(self.model, weighted=self.weighted, seed=seed).get_params(deep=True)
         settings = {k: repr(v) for k, v in est.items() if not hasattr(v, "get_params")}
-        return fingerprint({"cache": cache_fingerprint, "row": spec, "seed": seed,
-                            "grid": model_kind(self.model).grid, "settings": settings,
-                            "format": ROW_FORMAT})[:24]
+        key = {"cache": cache_fingerprint, "row": spec, "seed": seed,
+               "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT}
+        if split or (task and task != "emotion"):
+            key["protocol"] = {"split": split, "task": task}
+        return fingerprint(key)[:24]
 
 
 Shape = tuple[tuple[str, ...], str, bool, str | None]  # levels, model, weighted, meta
@@ -128,49 +131,72 @@ def grid_specs(caches: Sequence[str], grid: str) -> tuple[list[RowSpec], RowSpec
     return specs, base
 
 
-def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1) -> dict:
-    """Compute one row (its fits one after another, each on `threads` OpenMP threads) and store
-    it in `out_file`."""
+def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1,
+            split: str | None = None, task: str | None = None) -> list[dict]:
+    """Compute one row -- under k-fold, each fold's and the summary -- (its fits one after
+    another, each on `threads` OpenMP threads) and store it in `out_file`."""
     from classify.training import run_fit, run_stack
 
     if spec.meta is None:
         trained = run_fit(spec.cache, list(spec.levels), spec.model, spec.weighted, seed=seed,
-                          jobs=1, threads=threads, quiet=True)
-        res = trained.results[0]
+                          jobs=1, threads=threads, quiet=True, split=split, task=task)
+        results = trained.results
     else:
         trained = run_stack(spec.cache, list(spec.levels), spec.model, spec.meta, spec.weighted,
-                            seed=seed, jobs=1, quiet=True)
-        res = trained.results[-1]
-    stored = {"row": rows_document([res])["rows"][0], "test_true": res.test_true.tolist(),
-              "test_pred": res.test_pred.tolist(), "test_paths": res.test_paths}
-    write_json(out_file, stored)
+                            seed=seed, jobs=1, quiet=True, split=split, task=task)
+        stacked = trained.results[-1].row["name"]  # the stack's rows, not its levels' alone
+        results = [r for r in trained.results
+                   if r.row["name"].split(" [fold ")[0] == stacked.split(" [fold ")[0]]
+    stored = [_stored(r) for r in results]
+    write_json(out_file, {"results": stored})
     return stored
 
 
-def _load_row(path: Path) -> Result | None:
+def _stored(res: Result) -> dict:
+    return {"row": rows_document([res])["rows"][0], "test_true": res.test_true.tolist(),
+            "test_pred": res.test_pred.tolist(), "test_paths": res.test_paths}
+
+
+def _result(d: dict) -> Result:
+    return Result(d["row"], np.asarray(d["test_true"]), np.asarray(d["test_pred"]),
+                  d["test_paths"])
+
+
+def _load_row(path: Path) -> list[Result] | None:
     try:
-        d = json.loads(path.read_text())
-        return Result(d["row"], np.asarray(d["test_true"]), np.asarray(d["test_pred"]),
-                      d["test_paths"])
-    except (OSError, ValueError, KeyError):
+        return [_result(d) for d in json.loads(path.read_text())["results"]]
+    except (OSError, ValueError, KeyError, TypeError):
         return None  # unreadable: computed again
 
 
-def add_mcnemar(results: Sequence[Result], base: Result) -> None:
-    """Each row's exact McNemar test against `base` on the test images both have."""
-    from classify.metrics import mcnemar
+def add_mcnemar(results: Sequence[Result], base: Result, seed: int = 0) -> None:
+    """Each row against `base` on the test images both have: McNemar's exact test on accuracy
+    and a paired bootstrap test on macro recall."""
+    from classify.metrics import mcnemar, paired_bootstrap_macro_recall
 
     where = {p: i for i, p in enumerate(base.test_paths)}
     base_ok = base.test_true == base.test_pred
+    n_classes = len(base.row["test"]["per_class_recall"])
     for r in results:
         idx = [(i, where[p]) for i, p in enumerate(r.test_paths) if p in where]
         if not idx:
             r.row["mcnemar_p"] = None
+            r.row["macro_recall_p"] = None
             continue
         a, b = (np.array(x) for x in zip(*idx))
         m = mcnemar((r.test_true == r.test_pred)[a], base_ok[b])
         r.row["mcnemar_p"] = m["p_value"]
         r.row["mcnemar"] = {**m, "n_paired": len(a), "baseline": base.row["name"]}
+        same_truth = np.array_equal(r.test_true[a], base.test_true[b])
+        if r is base or not same_truth:
+            boot = {"diff": 0.0, "ci95": [0.0, 0.0], "p_value": 1.0} if r is base else None
+        else:
+            boot = paired_bootstrap_macro_recall(r.test_true[a], r.test_pred[a],
+                                                 base.test_pred[b], n_classes, seed=seed)
+        r.row["macro_recall_p"] = boot["p_value"] if boot else None
+        if boot:
+            r.row["macro_recall_vs_base"] = {**boot, "n_paired": len(a),
+                                             "baseline": base.row["name"]}
 
 
 @dataclass
@@ -181,7 +207,8 @@ class GridRun:
 
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
-             seed: int = 0, quiet: bool = False) -> GridRun:
+             seed: int = 0, quiet: bool = False, split: str | None = None,
+             task: str | None = None) -> GridRun:
     """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -194,7 +221,7 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         with Cache(c) as cache:
             fps[str(c)] = cache.fingerprint
     rows_dir = Path(out) / "rows"
-    files = [rows_dir / f"{s.key(fps[s.cache], seed)}.json" for s in specs]
+    files = [rows_dir / f"{s.key(fps[s.cache], seed, split, task)}.json" for s in specs]
     done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
     todo = [i for i in range(len(specs)) if i not in done]
     # slowest rows first, so that the cheap ones fill the other workers meanwhile
@@ -207,18 +234,22 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
         threads = max(1, cpus // workers)
         gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads) for i in todo)
+            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task)
+            for i in todo)
         for i, stored in tqdm(gen, total=len(todo), desc="ablation rows", unit="row",
                               disable=quiet):
-            done[i] = Result(stored["row"], np.asarray(stored["test_true"]),
-                             np.asarray(stored["test_pred"]), stored["test_paths"])
-    results = [done[i] for i in range(len(specs))]
-    from classify.zeroshot import zeroshot_rows  # CLIP caches: the zero-shot row (cheap)
-    results += zeroshot_rows([str(c) for c in caches], seed=seed)
-    add_mcnemar(results, results[specs.index(base)])
+            done[i] = [_result(d) for d in stored]
+    # under k-fold a spec has its fold rows and then its summary (the row compared)
+    summaries = [done[i][-1] for i in range(len(specs))]
+    zeroshot = []
+    if split is None and task is None:  # CLIP caches: the zero-shot row (cheap), on their split
+        from classify.zeroshot import zeroshot_rows
+        zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed)
+    add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
+    results = [r for i in range(len(specs)) for r in done[i]] + zeroshot
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
-def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str,
-                     threads: int) -> tuple[int, dict]:
-    return i, run_row(spec, seed, out_file, threads)
+def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str, threads: int,
+                     split: str | None, task: str | None) -> tuple[int, list[dict]]:
+    return i, run_row(spec, seed, out_file, threads, split, task)

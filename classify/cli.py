@@ -30,6 +30,13 @@ _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
 _SEED = click.option("--seed", default=0, show_default=True, help="Seed of folds and models.")
 _JOBS = click.option("--jobs", type=int, default=None,
                      help="Parallel workers (default: one per CPU core).")
+_SPLIT = click.option("--split", default=None,
+                      help="Re-split the cache's images (no re-extraction): 80/5/15, 90/5/5, "
+                           "kfold:K (each fold's row plus mean and std), kfold:K:F, official. "
+                           "Default: the cache's own split.")
+_TASK = click.option("--task", default="emotion", show_default=True,
+                     help="emotion, sentiment (SPEC's positive/negative map) or a map file "
+                          "class,sentiment.")
 _WEIGHTED = click.option("--weighted", is_flag=True,
                          help="Class-balanced training (weights inversely proportional to "
                               "class frequency).")
@@ -78,22 +85,41 @@ def main() -> None:
 @click.option("--cv", type=int, default=None,
               help="Choose hyperparameters by K-fold CV on train instead of on val.")
 @click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
+@_SPLIT
+@_TASK
+@click.option("--target", type=click.Choice(["label", "distribution"]), default="label",
+              show_default=True, help="distribution: soft-label logistic regression on the "
+              "cache's /label_dist (minimising KL), reported with the six LDL measures.")
+@click.option("--eval", "eval_cache", type=click.Path(dir_okay=False),
+              help="Also evaluate on every valid image of this other cache (cross-dataset; "
+                   "same feature settings required).")
+@click.option("--class-map", type=click.Path(dir_okay=False),
+              help="For --eval: other_class,train_class per line, for differing names.")
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def fit(cache, levels, model, weighted, cv, model_out, json_path, report_dir, quiet, seed, jobs):
+def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
+        class_map, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHE's LEVELS; evaluate on val and test."""
     from classify.persist import save_model
+    from classify.protocol import class_map_file
     from classify.training import run_fit
+    from featx.splits import is_kfold
 
     if cv is not None and cv < 2:
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
+    if class_map and not eval_cache:
+        raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    if model_out and split and is_kfold(split) and split.count(":") == 1:
+        raise FeatxError(f"--out with --split {split}: k-fold trains one model per fold; save "
+                         f"one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
-                      quiet=quiet)
+                      quiet=quiet, split=split, task=task, target=target,
+                      eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify fit: {trained.results[0].row['name']}")
     if model_out:
@@ -111,14 +137,16 @@ def fit(cache, levels, model, weighted, cv, model_out, json_path, report_dir, qu
 @click.option("--folds", type=int, default=5, show_default=True,
               help="Out-of-fold probabilities from K stratified folds.")
 @click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
+@_SPLIT
+@_TASK
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, report_dir, quiet,
-          seed, jobs):
+def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, json_path,
+          report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHE; rows for each level and for the stack."""
     from classify.persist import save_model
     from classify.training import run_stack
@@ -127,7 +155,7 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, repo
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
-                        jobs=_jobs(jobs), quiet=quiet)
+                        jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify stack: {trained.results[-1].row['name']}")
     if model_out:
@@ -141,14 +169,17 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, json_path, repo
 @click.option("--out", "out_dir", default="cache/ablation", show_default=True,
               type=click.Path(file_okay=False),
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
+@_SPLIT
+@_TASK
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
-    """Run an ablation grid over one or more CACHES; one table with McNemar tests."""
+def ablate(caches, grid, out_dir, split, task, json_path, report_dir, quiet, seed, jobs):
+    """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
+    and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
 
     from classify.ablate import run_grid
@@ -157,23 +188,22 @@ def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
     from classify.rows import rows_document
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
-    run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet)
+    run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
+                   split=split, task=task)
     doc = rows_document(run.results)
+    shown = [r for r in doc["rows"] if not isinstance(r.get("fold"), int)]  # fold rows: JSON
     out = Path(out_dir)
-    write_text(out / "ablation.md", markdown_table(doc["rows"]))
+    write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))
     write_json(out / "ablation.json", doc)
     if json_path:
         write_json(json_path, doc)
-    click.echo(text_table(doc["rows"]))
+    click.echo(text_table(shown))
     click.echo(f"{run.computed} rows computed, {run.reused} reused; table in "
                f"{out / 'ablation.md'}", err=True)
     if report_dir:
-        from featx.cache import Cache
-
-        with Cache(caches[0]) as c:
-            classes = c.classes
-        click.echo(f"report: {write_report(report_dir, doc['rows'], classes, 'classify ablate')}",
+        classes = list(shown[0]["test"]["per_class_recall"])  # after --task
+        click.echo(f"report: {write_report(report_dir, shown, classes, 'classify ablate')}",
                    err=True)
 
 

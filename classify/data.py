@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from classify.protocol import rounds
 from featx.cache import Cache, CacheError
+from featx.splits import SPLIT_NAMES
+from featx.tasks import class_mapping, map_dist, map_labels, task_name
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Part:
     y: np.ndarray
     rows: np.ndarray
     paths: list[str]
+    dist: np.ndarray | None = None  # [n, C] label distributions, where the cache has them
 
 
 @dataclass
@@ -33,6 +37,8 @@ class LevelData:
     feature_fingerprint: str
     attrs: dict
     parts: dict[str, Part] = field(default_factory=dict)
+    protocol: dict = field(default_factory=dict)  # {"split", "seed", "task"} as evaluated
+    fold: int | None = None  # the k-fold round, if any
 
     @property
     def slices(self) -> list[tuple[int, int]]:
@@ -55,38 +61,123 @@ def model_identity(cache: Cache) -> dict:
             "classes": list(cache.classes)}
 
 
-def load_levels(path: str | os.PathLike, levels: Sequence[str],
-                splits: Sequence[str] = ("train", "val", "test")) -> LevelData:
-    """Read `levels` of the cache at `path` for `splits`; every level is read from disk once."""
+def _read_rows(cache: Cache, levels: Sequence[str], row_sets: dict[str, np.ndarray]
+               ) -> dict[str, np.ndarray]:
+    """The levels side by side (float32) for each set of rows; every level is read once."""
+    dims = [cache.dims[lv] for lv in levels]
+    X = {s: np.empty((len(r), sum(dims)), dtype=np.float32) for s, r in row_sets.items()}
+    start = 0
+    for lv, d in zip(levels, dims):
+        full = cache.features([lv], dtype=cache.f["features"][lv].dtype)  # no cast: read once
+        for s, r in row_sets.items():
+            X[s][:, start:start + d] = full[r]
+        start += d
+        del full
+    return X
+
+
+def iter_rounds(path: str | os.PathLike, levels: Sequence[str], split: str | None = None,
+                task: str | None = None, seed: int = 0,
+                splits: Sequence[str] = ("train", "val", "test")) -> Iterator[LevelData]:
+    """LevelData of each round of the protocol `split` (see classify.protocol.rounds; one round
+    unless k-fold), with labels (and label distributions) mapped for `task`. The features are
+    read from disk once; a round's matrices exist only while it is being used."""
     with Cache(path) as cache:
         cache.check_levels(levels)
-        labels = cache.labels
-        rows = {s: cache.split_indices(s) for s in splits}
-        if "train" in rows:
-            _check_train(cache, labels[rows["train"]])
+        spec, rnds = rounds(cache, split, seed)
+        labels, classes = cache.labels, list(cache.classes)
+        dist = cache.label_dist
+        mapped = class_mapping(classes, task)
+        if mapped is not None:
+            classes, index = mapped
+            labels = map_labels(labels, index)
+            dist = map_dist(dist, index, len(classes)) if dist is not None else None
+        valid = cache.valid
         all_paths = cache.paths
         dims = {lv: cache.dims[lv] for lv in levels}
-        width = sum(dims.values())
-        X = {s: np.empty((len(r), width), dtype=np.float32) for s, r in rows.items()}
-        start = 0
-        for lv in levels:
-            full = cache.features([lv], dtype=cache.f["features"][lv].dtype)  # no cast: read once
-            for s, r in rows.items():
-                X[s][:, start:start + dims[lv]] = full[r]
-            start += dims[lv]
-            del full
         ident = model_identity(cache)
-        data = LevelData(cache=str(path), classes=ident["classes"], levels=list(levels), dims=dims,
+        attrs = dict(cache.attrs)
+        protocol = {"split": spec, "seed": int(seed), "task": task_name(task)}
+        row_sets = [{s: np.flatnonzero((r.split == SPLIT_NAMES.index(s)) & valid)
+                     for s in splits} for r in rnds]
+        for rows in row_sets:
+            if "train" in rows:
+                _check_train(cache.path, classes, labels[rows["train"]])
+        if len(rnds) == 1:
+            X_all, where = None, None
+            X_one = _read_rows(cache, levels, row_sets[0])
+        else:
+            usable = np.flatnonzero(valid)
+            X_all = _read_rows(cache, levels, {"all": usable})["all"]
+            where = np.full(len(valid), -1, dtype=np.int64)
+            where[usable] = np.arange(len(usable))
+    for rnd, rows in zip(rnds, row_sets):
+        data = LevelData(cache=str(path), classes=classes, levels=list(levels), dims=dims,
                          fingerprint=ident["cache_fingerprint"],
-                         feature_fingerprint=ident["feature_fingerprint"], attrs=dict(cache.attrs))
+                         feature_fingerprint=ident["feature_fingerprint"], attrs=attrs,
+                         protocol=protocol, fold=rnd.fold)
         for s, r in rows.items():
-            data.parts[s] = Part(X=X[s], y=labels[r], rows=r, paths=[all_paths[i] for i in r])
+            X = X_one[s] if X_all is None else X_all[where[r]]
+            data.parts[s] = Part(X=X, y=labels[r], rows=r, paths=[all_paths[i] for i in r],
+                                 dist=None if dist is None else dist[r])
+        yield data
+        del data
+
+
+def load_levels(path: str | os.PathLike, levels: Sequence[str],
+                splits: Sequence[str] = ("train", "val", "test"), split: str | None = None,
+                task: str | None = None, seed: int = 0) -> LevelData:
+    """Read `levels` of the cache at `path` for `splits` (one round: a k-fold protocol is
+    refused here; use iter_rounds)."""
+    gen = iter_rounds(path, levels, split, task, seed, splits)
+    data = next(gen)
+    if data.fold is not None:
+        gen.close()
+        raise CacheError(f"{path}: a k-fold protocol has several rounds; iterate them with "
+                         f"classify.data.iter_rounds")
     return data
 
 
-def _check_train(cache: Cache, y_train: np.ndarray) -> None:
-    counts = np.bincount(y_train, minlength=len(cache.classes))
-    missing = [c for c, n in zip(cache.classes, counts) if n == 0]
+def check_same_features(path: str | os.PathLike, train: str | os.PathLike) -> None:
+    """Refuse (one line) a cache whose features were made with other settings than `train`'s:
+    their feature fingerprints (backbone, weights, levels, pool, preprocessing, ...) differ."""
+    from featx.settings import FEATURE_KEYS, from_cache_attrs
+
+    with Cache(train) as a, Cache(path) as b:
+        ours = str(a.attrs.get("feature_fingerprint", a.fingerprint))
+        theirs = str(b.attrs.get("feature_fingerprint", b.fingerprint))
+        if ours == theirs:
+            return
+        sa, sb = from_cache_attrs(a.attrs), from_cache_attrs(b.attrs)
+        what = ", ".join(f"{k} {sa[k]} vs {sb[k]}" for k in FEATURE_KEYS
+                         if k in sa and k in sb and sa[k] != sb[k])
+    raise CacheError(f"{path}: its features were made with other settings than {train}'s "
+                     f"(feature fingerprint {theirs[:12]} vs {ours[:12]}"
+                     + (f": {what}" if what else "") + "); cross-dataset evaluation needs "
+                     f"features from the same backbone, weights, pool and preprocessing")
+
+
+def load_eval_rows(path: str | os.PathLike, data: LevelData) -> tuple[Part, list[str]]:
+    """Every valid image of another cache, for cross-dataset evaluation of a model trained on
+    `data`: refused unless its features were made with the same settings."""
+    check_same_features(path, data.cache)
+    with Cache(path) as cache:
+        cache.check_levels(data.levels)
+        bad = [lv for lv in data.levels if cache.dims[lv] != data.dims[lv]]
+        if bad:
+            raise CacheError(f"{path}: level {bad[0]} has {cache.dims[bad[0]]} dims, "
+                             f"{data.cache} has {data.dims[bad[0]]}")
+        rows = np.flatnonzero(cache.valid)
+        X = _read_rows(cache, data.levels, {"all": rows})["all"]
+        paths = cache.paths
+        return Part(X=X, y=cache.labels[rows], rows=rows, paths=[paths[i] for i in rows],
+                    dist=None if cache.label_dist is None else cache.label_dist[rows]), \
+            list(cache.classes)
+
+
+def _check_train(path, classes: list[str], y_train: np.ndarray) -> None:
+    counts = np.bincount(y_train, minlength=len(classes))
+    missing = [c for c, n in zip(classes, counts) if n == 0]
     if missing:
-        raise CacheError(f"{cache.path}: class {', '.join(missing)} has no valid training image; "
+        raise CacheError(f"{path}: class {', '.join(missing)} has no valid training image; "
                          f"a model cannot learn it (re-split or drop the class)")

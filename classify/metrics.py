@@ -54,6 +54,7 @@ def evaluate(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str
                              for i, c in enumerate(classes)},
         "confusion": cm.tolist(),
         "accuracy_ci95": bootstrap_accuracy_ci(correct, seed=seed),
+        "macro_recall_ci95": bootstrap_macro_recall_ci(y_true, y_pred, k, seed=seed),
         "n": n,
     }
 
@@ -68,3 +69,65 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     n10 = int((~a & b).sum())
     p = 1.0 if n01 + n10 == 0 else float(binomtest(n01, n01 + n10, 0.5).pvalue)
     return {"a_only": n01, "b_only": n10, "p_value": p}
+
+
+def _macro_recall_replicates(y_true: np.ndarray, preds: list[np.ndarray], n_classes: int,
+                             n_boot: int, seed: int) -> list[np.ndarray]:
+    """Macro recall of each prediction vector on `n_boot` bootstrap resamples of the images (the
+    same resamples for every vector, so differences are paired). Classes absent from a resample
+    do not count, as in `evaluate`."""
+    n = len(y_true)
+    rng = np.random.default_rng(seed)
+    out = [np.empty(n_boot) for _ in preds]
+    oks = [(y_true == p).astype(np.float64) for p in preds]
+    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(m, n))
+        cell = (np.arange(m)[:, None] * n_classes + y_true[idx]).ravel()
+        support = np.bincount(cell, minlength=m * n_classes).reshape(m, n_classes)
+        present = support > 0
+        for ok, dst in zip(oks, out):
+            hits = np.bincount(cell, weights=ok[idx].ravel(),
+                               minlength=m * n_classes).reshape(m, n_classes)
+            rec = np.divide(hits, support, out=np.zeros_like(hits), where=present)
+            dst[start:start + m] = rec.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    return out
+
+
+def bootstrap_macro_recall_ci(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int,
+                              n_boot: int = 1000, seed: int = 0,
+                              level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of macro recall (images resampled with replacement)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if len(y_true) == 0:
+        return [float("nan"), float("nan")]
+    (reps,) = _macro_recall_replicates(y_true, [np.asarray(y_pred, dtype=np.int64)], n_classes,
+                                       n_boot, seed)
+    lo, hi = np.quantile(reps, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def paired_bootstrap_macro_recall(y_true: Sequence[int], pred_a: Sequence[int],
+                                  pred_b: Sequence[int], n_classes: int, n_boot: int = 2000,
+                                  seed: int = 0) -> dict:
+    """Two-sided paired bootstrap test of macro recall(a) - macro recall(b) on the same images:
+    {diff, ci95, p_value}; p is the share of resampled differences, centred on the observed
+    one, at least as far from zero as the observed difference."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    a, b = np.asarray(pred_a, dtype=np.int64), np.asarray(pred_b, dtype=np.int64)
+    if len(y_true) == 0:
+        return {"diff": float("nan"), "ci95": [float("nan")] * 2, "p_value": None}
+    ra, rb = _macro_recall_replicates(y_true, [a, b], n_classes, n_boot, seed)
+    obs = _macro_recall(y_true, a, n_classes) - _macro_recall(y_true, b, n_classes)
+    d = ra - rb
+    p = float(np.mean(np.abs(d - obs) >= abs(obs) - 1e-12)) if obs != 0 else 1.0
+    lo, hi = np.quantile(d, [0.025, 0.975])
+    return {"diff": float(obs), "ci95": [float(lo), float(hi)], "p_value": p}
+
+
+def _macro_recall(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    cm = confusion(y_true, y_pred, n_classes)
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float((np.diag(cm)[present] / support[present]).mean()) if present.any() else 0.0

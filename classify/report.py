@@ -34,18 +34,46 @@ COLUMNS = [  # (header, value of a row)
     ("test mrec", lambda r: _pct(r["test"]["macro_recall"])),
     ("test mF1", lambda r: _pct(r["test"]["macro_f1"])),
     ("acc 95% CI", lambda r: "–".join(_pct(v) for v in r["test"]["accuracy_ci95"])),
+    ("mrec 95% CI", lambda r: "–".join(_pct(v) for v in r["test"].get("macro_recall_ci95",
+                                                                      []))),
     ("n test", lambda r: str(r["test"]["n"])),
 ]
 MCNEMAR = ("McNemar p vs base", lambda r: _p(r.get("mcnemar_p")))
+MREC_P = ("mrec p vs base", lambda r: _p(r.get("macro_recall_p")))
 CACHE = ("cache", _cache_label)
+
+
+def _fold_stat(r: dict, metric: str) -> str:
+    f = r.get("kfold")
+    if not f:
+        return ""
+    return f"{_pct(f['test']['mean'][metric])}±{_pct(f['test']['std'][metric])}"
+
+
+FOLDS = [("folds acc mean±std", lambda r: _fold_stat(r, "accuracy")),
+         ("folds mrec mean±std", lambda r: _fold_stat(r, "macro_recall"))]
+
+
+def _ldl(r: dict) -> str:
+    m = r["test"].get("ldl")
+    return "" if not m else f"{m['kl']:.4f}"
+
+
+LDL = ("test KL", _ldl)
 
 
 def _columns(rows: Sequence[dict]):
     cols = list(COLUMNS)
     if len({r.get("cache") for r in rows}) > 1:
         cols.insert(0, CACHE)
+    if any(r.get("kfold") for r in rows):
+        cols[-1:-1] = FOLDS
+    if any(r["test"].get("ldl") for r in rows):
+        cols.append(LDL)
     if any("mcnemar_p" in r for r in rows):
         cols.append(MCNEMAR)
+    if any("macro_recall_p" in r for r in rows):
+        cols.append(MREC_P)
     return cols
 
 
@@ -70,7 +98,10 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "val_macro_recall",
               "test_accuracy", "test_macro_recall", "test_macro_f1", "test_accuracy_ci_lo",
-              "test_accuracy_ci_hi", "test_n", "mcnemar_p", "mcnemar_a_only", "mcnemar_b_only"]
+              "test_accuracy_ci_hi", "test_macro_recall_ci_lo", "test_macro_recall_ci_hi",
+              "test_n", "fold", "folds_test_accuracy_mean", "folds_test_accuracy_std",
+              "folds_test_macro_recall_mean", "folds_test_macro_recall_std", "mcnemar_p",
+              "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p"]
 
 
 def csv_table(rows: Sequence[dict]) -> str:
@@ -84,11 +115,25 @@ def csv_table(rows: Sequence[dict]) -> str:
                     "val_accuracy": v["accuracy"], "val_macro_recall": v["macro_recall"],
                     "test_accuracy": t["accuracy"], "test_macro_recall": t["macro_recall"],
                     "test_macro_f1": t["macro_f1"], "test_accuracy_ci_lo": t["accuracy_ci95"][0],
-                    "test_accuracy_ci_hi": t["accuracy_ci95"][1], "test_n": t["n"],
+                    "test_accuracy_ci_hi": t["accuracy_ci95"][1],
+                    "test_macro_recall_ci_lo": (t.get("macro_recall_ci95") or ["", ""])[0],
+                    "test_macro_recall_ci_hi": (t.get("macro_recall_ci95") or ["", ""])[1],
+                    "test_n": t["n"], "fold": r.get("fold", ""),
+                    **_fold_fields(r),
+                    "macro_recall_p": r.get("macro_recall_p", ""),
                     "mcnemar_p": r.get("mcnemar_p", ""),
                     "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
                     "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", "")})
     return buf.getvalue()
+
+
+def _fold_fields(r: dict) -> dict:
+    f = r.get("kfold")
+    out = {}
+    for m in ("accuracy", "macro_recall"):
+        out[f"folds_test_{m}_mean"] = f["test"]["mean"][m] if f else ""
+        out[f"folds_test_{m}_std"] = f["test"]["std"][m] if f else ""
+    return out
 
 
 def _save_figure(fig, path: Path) -> None:

@@ -20,6 +20,8 @@ class Result:
     test_true: np.ndarray
     test_pred: np.ndarray
     test_paths: list[str]
+    val_true: np.ndarray | None = None
+    val_pred: np.ndarray | None = None
 
 
 def level_label(levels: Sequence[str]) -> str:
@@ -44,7 +46,51 @@ def make_result(name: str, levels: Sequence[str], model: str, weighted: bool, cl
            "val": evaluate(*val, classes, seed=seed), "test": evaluate(*test, classes, seed=seed)}
     row.update(extra)
     return Result(row=row, test_true=np.asarray(test[0]), test_pred=np.asarray(test[1]),
-                  test_paths=list(test_paths))
+                  test_paths=list(test_paths), val_true=np.asarray(val[0]),
+                  val_pred=np.asarray(val[1]))
+
+
+FOLD_METRICS = ("accuracy", "macro_recall", "macro_f1")
+
+
+def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> list[Result]:
+    """The k-fold protocol's rows: each fold's row (named '... [fold i]') and a summary row
+    under the plain name whose `val`/`test` are computed on every fold's predictions together
+    (each image is tested exactly once) and whose `kfold` holds the mean and standard
+    deviation of the per-fold figures."""
+    out = []
+    for r in results:
+        r.row["name"] = f"{r.row['name']} [fold {r.row['fold']}]"
+        out.append(r)
+    first = results[0].row
+    name = first["name"].rsplit(" [fold ", 1)[0]
+    pooled = {}
+    for s in ("val", "test"):
+        t = np.concatenate([getattr(r, f"{s}_true") for r in results]).astype(np.int64)
+        p = np.concatenate([getattr(r, f"{s}_pred") for r in results]).astype(np.int64)
+        pooled[s] = (t, p)
+    kfold = {"k": len(results)}
+    for s in ("val", "test"):
+        per = {m: [r.row[s][m] for r in results if r.row[s][m] is not None] for m in FOLD_METRICS}
+        kfold[s] = {"mean": {m: float(np.mean(v)) if v else None for m, v in per.items()},
+                    "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+                            for m, v in per.items()}}
+    keep = {k: v for k, v in first.items()
+            if k not in ("name", "levels", "model", "weighted", "val", "test", "fold", "params",
+                         "level_weights")}
+    summary = make_result(name, first["levels"], first["model"], first["weighted"], classes,
+                          pooled["val"], pooled["test"],
+                          [p for r in results for p in r.test_paths], seed=seed, **keep)
+    summary.row["fold"] = "all"
+    summary.row["kfold"] = kfold
+    for s in ("val", "test"):
+        ldl = [(r.row[s]["n"], r.row[s]["ldl"]) for r in results if r.row[s].get("ldl")]
+        if ldl and sum(n for n, _ in ldl):
+            # per-image means: the n-weighted mean of the folds' is the mean over all images
+            total = sum(n for n, _ in ldl)
+            summary.row[s]["ldl"] = {m: sum(n * v[m] for n, v in ldl) / total
+                                     for m in ldl[0][1]}
+    return out + [summary]
 
 
 def rows_document(results: Sequence[Result]) -> dict:

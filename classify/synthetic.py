@@ -89,3 +89,41 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
                                   errors[start:start + 8192])
         writer.commit()
     return str(path)
+
+
+def write_distribution_cache(path: str | os.PathLike, n: int = 600, dims: Mapping[str, int]
+                             | None = None, classes: Sequence[str] = FI_CLASSES,
+                             seed: int = 0, temperature: float = 1.0, votes: int = 0,
+                             split_spec: str = "60/20/20", tag: str = "ldl") -> str:
+    """A complete cache with /label_dist: each image's distribution is a softmax of a linear
+    function of its features (divided by `temperature`); with `votes` > 0 it is the share of
+    that many votes drawn from it (as in Emotion6 / Abstract). Labels are the most-voted class.
+    Returns its path."""
+    dims = dict(dims or {"L3": 16, "L4": 24})
+    k = len(classes)
+    rng = np.random.default_rng(seed)
+    feats = {lv: rng.standard_normal((n, d)).astype(np.float32) for lv, d in dims.items()}
+    X = np.concatenate(list(feats.values()), axis=1).astype(np.float64)
+    W = rng.standard_normal((X.shape[1], k)) / np.sqrt(X.shape[1]) * 2.0
+    logits = X @ W / temperature
+    P = np.exp(logits - logits.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    if votes:
+        P = np.stack([rng.multinomial(votes, p) for p in P]).astype(np.float64) / votes
+    labels = P.argmax(axis=1).astype(np.int16)
+    paths = [f"img_{i:06d}.jpg" for i in range(n)]
+    split = stratified_split(labels, np.arange(n), split_spec, seed)
+    extra = {"layers": list(dims), "preprocessing": "synthetic", "weights_source": "none",
+             "feature_fingerprint": fingerprint({"tag": tag, "dims": dims, "seed": seed}),
+             "dataset_format": "csv"}
+    meta = CacheMeta(backbone="synthetic", weights="none", image_size=0, pool="gap",
+                     dtype="float32", classes=list(classes), split_spec=split_spec, seed=seed,
+                     fingerprint=fingerprint({"features": extra["feature_fingerprint"],
+                                              "list": list_fingerprint(paths, labels, split)}),
+                     extra=extra)
+    writer = CacheWriter(path, meta, paths, labels, split, dims)
+    with writer:
+        writer.write_rows(0, feats, np.ones(n, dtype=bool), [""] * n)
+        writer.write_optional(label_dist=P.astype(np.float32))
+        writer.commit()
+    return str(path)

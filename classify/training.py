@@ -1,23 +1,29 @@
-"""The `fit` and `stack` procedures: load levels, train on train, evaluate on val and test."""
+"""The `fit` and `stack` procedures: load levels, train on train, evaluate on val and test --
+once, or per round of a k-fold protocol (then each fold's row and the summary row), and
+optionally on another cache (cross-dataset)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from classify.data import LevelData, load_levels
-from classify.rows import Result, make_result, row_name
+from classify.data import LevelData, iter_rounds, load_eval_rows
+from classify.rows import Result, fold_rows, make_result, row_name
 from featx.cache import CacheError
+from featx.errors import FeatxError
+
+TARGETS = ("label", "distribution")
+SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
 
 
 @dataclass
 class Trained:
     """A fitted estimator, its evaluation rows, the data it came from and what a model file
-    records about how it was made."""
+    records about how it was made. Under k-fold: the last fold's estimator, every row."""
 
     estimator: object
     results: list[Result]
@@ -37,70 +43,209 @@ def _need_test(data: LevelData) -> None:
         raise CacheError(f"{data.cache}: no valid test images: nothing to evaluate on")
 
 
+def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
+    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+
+
+def _common(data: LevelData, cache) -> dict:
+    extra = {"cache": str(cache), "protocol": data.protocol}
+    if data.fold is not None:
+        extra["fold"] = data.fold
+    return extra
+
+
+def _finish(results: list[Result], last: LevelData, seed: int) -> list[Result]:
+    if last.fold is None:
+        return results
+    return fold_rows(results, last.classes, seed=seed)
+
+
 def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logreg",
             weighted: bool = False, cv: int | None = None, seed: int = 0,
             jobs: int | None = None, quiet: bool = False, data: LevelData | None = None,
-            threads: int | None = None) -> Trained:
+            threads: int | None = None, split: str | None = None, task: str | None = None,
+            target: str = "label", eval_cache: str | None = None,
+            class_map: dict[str, str] | None = None) -> Trained:
     """One model on the levels side by side; hyperparameters chosen on val (or `cv` folds);
-    `threads` per fit (see `select_and_fit`)."""
+    `threads` per fit (see `select_and_fit`). `split`/`task` re-split and relabel the cache's
+    images; `target='distribution'` trains on /label_dist; `eval_cache` adds a row evaluated
+    on every valid image of another cache (classes matched by name or `class_map`)."""
+    if target not in TARGETS:
+        raise FeatxError(f"--target {target!r}: use label or distribution")
+    if eval_cache:
+        from classify.data import check_same_features
+
+        check_same_features(eval_cache, cache)  # before any training
+    results, est, d, recipe = [], None, None, {}
+    for d in _rounds(cache, levels, data, split, task, seed):
+        if eval_cache and d.fold is not None:
+            raise FeatxError("--eval with a k-fold protocol: evaluate across datasets with one "
+                             "model, trained on a ratio or the official split")
+        _need_test(d)
+        if target == "distribution":
+            est, res, recipe = _fit_distribution(d, cache, seed)
+        else:
+            est, res, recipe = _fit_labels(d, cache, model, weighted, cv, seed, jobs, threads,
+                                           quiet)
+        results.append(res)
+        if eval_cache:
+            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, seed, target,
+                                      task))
+    recipe.update(protocol=d.protocol, target=target)
+    return Trained(estimator=est, results=_finish(results, d, seed), data=d, recipe=recipe)
+
+
+def _fit_labels(d: LevelData, cache, model, weighted, cv, seed, jobs, threads, quiet):
     from classify.select import select_and_fit
 
-    data = data or load_levels(cache, levels)
-    _need_test(data)
-    tr, va, te = data["train"], data["val"], data["test"]
+    tr, va, te = d["train"], d["val"], d["test"]
     if not cv and len(va.y) == 0:
-        raise CacheError(f"{data.cache}: no valid validation images to choose hyperparameters "
+        raise CacheError(f"{d.cache}: no valid validation images to choose hyperparameters "
                          f"on: pass --cv K to choose them by cross-validation on train")
     sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
                          weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
                          quiet=quiet)
     est = sel.estimator
-    res = make_result(row_name(levels, model, weighted), levels, model, weighted, data.classes,
+    res = make_result(row_name(d.levels, model, weighted), d.levels, model, weighted, d.classes,
                       (va.y, _predict(est, va.X)), (te.y, _predict(est, te.X)), te.paths,
-                      seed=seed, cache=str(cache), params=sel.params,
-                      selected_by=f"cv{cv}" if cv else "val")
+                      seed=seed, params=sel.params, selected_by=f"cv{cv}" if cv else "val",
+                      **_common(d, cache))
     recipe = {"kind": "fit", "model": model, "weighted": weighted, "params": sel.params,
               "selection": {"by": f"cv{cv}" if cv else "val", "metric": sel.metric,
                             "scores": [[p, s] for p, s in sel.scores]}}
-    return Trained(estimator=est, results=[res], data=data, recipe=recipe)
+    return est, res, recipe
+
+
+def _fit_distribution(d: LevelData, cache, seed: int):
+    """Soft-label logistic regression on the label distributions; C chosen on val by KL."""
+    from classify.ldl import ldl_measures
+    from classify.soft import SoftLabelLogReg
+
+    tr, va, te = d["train"], d["val"], d["test"]
+    if tr.dist is None:
+        raise CacheError(f"{d.cache}: the cache has no label distributions (/label_dist): "
+                         f"--target distribution needs a dataset that has them (Emotion6, "
+                         f"Abstract, a CSV with p_<class> columns)")
+    if len(va.y) == 0:
+        raise CacheError(f"{d.cache}: no valid validation images to choose C on")
+    scores, best = [], None
+    with threadpool_limits(limits=1, user_api="blas"):
+        for C in SOFT_GRID:
+            est = SoftLabelLogReg(C=C, n_classes=len(d.classes)).fit(tr.X, tr.dist)
+            kl = ldl_measures(va.dist, est.predict_proba(va.X))["kl"]
+            scores.append([{"C": C}, kl])
+            if best is None or kl < best[1]:
+                best = (est, kl, C)
+        est = best[0]
+        proba = {s: est.predict_proba(p.X) if len(p.y) else np.zeros((0, len(d.classes)))
+                 for s, p in (("val", va), ("test", te))}
+    # top-1 accuracy against the most-voted class (the distribution's mode)
+    res = make_result(row_name(d.levels, "softlr", False) + " distribution", d.levels, "softlr",
+                      False, d.classes,
+                      (va.dist.argmax(axis=1), proba["val"].argmax(axis=1)),
+                      (te.dist.argmax(axis=1), proba["test"].argmax(axis=1)), te.paths,
+                      seed=seed, params={"C": best[2]}, selected_by="val kl", target="distribution",
+                      **_common(d, cache))
+    for s, p in (("val", va), ("test", te)):
+        res.row[s]["ldl"] = ldl_measures(p.dist, proba[s])
+    recipe = {"kind": "fit", "model": "softlr", "weighted": False, "params": {"C": best[2]},
+              "selection": {"by": "val", "metric": "kl", "scores": scores}}
+    return est, res, recipe
+
+
+def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
+               seed: int, target: str, task: str | None) -> Result:
+    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+    from classify.protocol import match_classes
+    from featx.tasks import class_mapping, map_labels
+
+    part, other_classes = load_eval_rows(other, d)
+    mapped = class_mapping(other_classes, task)
+    if mapped is not None:  # the same task on both sides
+        other_classes, index = mapped
+        part.y = map_labels(part.y, index)
+    to_train = match_classes(d.classes, other_classes, class_map, other)
+    y = to_train[part.y]
+    keep = y >= 0
+    unmatched = {other_classes[c]: int(n) for c, n in
+                 enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
+    X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
+    pred = _predict(est, X)
+    va = res.row["val"]
+    row = make_result(f"{res.row['name']} -> {_stem(other)}", res.row["levels"],
+                      res.row["model"], res.row["weighted"], d.classes,
+                      (res.val_true, res.val_pred), (y, pred), paths, seed=seed,
+                      cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
+                      cross_dataset={"train": res.row["cache"], "eval": str(other),
+                                     "class_map": class_map, "unmatched": unmatched,
+                                     "n_eval": int(keep.sum())}, target=target)
+    row.row["val"] = va
+    return row
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).stem
 
 
 def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logreg",
               meta: str = "weighted", weighted: bool = False, folds: int = 5, seed: int = 0,
               jobs: int | None = None, quiet: bool = False,
-              data: LevelData | None = None) -> Trained:
+              data: LevelData | None = None, split: str | None = None,
+              task: str | None = None) -> Trained:
     """Per-level base models (the kind's default hyperparameters) stacked by `meta`; rows for
-    each level's base model alone and for the stack."""
+    each level's base model alone and for the stack (per fold and summarised under k-fold)."""
+    per_kind: dict[str, list[Result]] = {}
+    order: list[str] = []
+    stacker, d = None, None
+    for d in _rounds(cache, levels, data, split, task, seed):
+        stacker, results = _stack_round(d, cache, base, meta, weighted, folds, seed, jobs,
+                                        quiet)
+        for r in results:
+            key = r.row["name"]
+            if key not in per_kind:
+                order.append(key)
+            per_kind.setdefault(key, []).append(r)
+    if d.fold is None:
+        out = [per_kind[k][0] for k in order]
+    else:
+        out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=seed)]
+    recipe = {"kind": "stack", "model": f"stack:{base}>{meta}", "base": base, "meta": meta,
+              "weighted": weighted, "folds": folds, "protocol": d.protocol}
+    return Trained(estimator=stacker, results=out, data=d, recipe=recipe)
+
+
+def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, quiet):
     from classify.models import make_model
     from classify.stacking import LevelStacker
 
-    data = data or load_levels(cache, levels)
-    _need_test(data)
-    tr, va, te = data["train"], data["val"], data["test"]
+    _need_test(d)
+    tr, va, te = d["train"], d["val"], d["test"]
+    levels = d.levels
     threads = None if jobs in (None, 1) else 1
     stacker = LevelStacker(make_model(base, weighted=weighted, seed=seed, threads=threads),
-                           levels=data.slices, meta=meta, folds=folds, seed=seed,
+                           levels=d.slices, meta=meta, folds=folds, seed=seed,
                            class_weight="balanced" if weighted else None, n_jobs=jobs,
                            verbose=not quiet)
     stacker.fit(tr.X, tr.y)
     with threadpool_limits(limits=1, user_api="blas"):
         lp = {s: (stacker.level_proba(p.X) if len(p.y) else np.zeros((0, len(levels), 1)))
               for s, p in (("val", va), ("test", te))}
+    common = _common(d, cache)
     results = []
     for li, lv in enumerate(levels):
         pred = {s: lp[s][:, li].argmax(axis=1) for s in lp}
         results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
-                                   data.classes, (va.y, pred["val"]), (te.y, pred["test"]),
-                                   te.paths, seed=seed, cache=str(cache)))
+                                   d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
+                                   te.paths, seed=seed, **common))
     pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
                 else np.zeros(0, dtype=np.int64)) for s in lp}
-    extra = {"cache": str(cache), "meta": meta, "folds": folds}
+    extra = {**common, "meta": meta, "folds": folds}
     if meta == "weighted":
         extra["level_weights"] = dict(zip(levels, map(float, stacker.level_weights_)))
     results.append(make_result(row_name(levels, base, weighted, meta), levels,
-                               f"stack:{base}>{meta}", weighted, data.classes,
+                               f"stack:{base}>{meta}", weighted, d.classes,
                                (va.y, pred["val"]), (te.y, pred["test"]), te.paths, seed=seed,
                                **extra))
-    recipe = {"kind": "stack", "model": f"stack:{base}>{meta}", "base": base, "meta": meta,
-              "weighted": weighted, "folds": folds}
-    return Trained(estimator=stacker, results=results, data=data, recipe=recipe)
+    return stacker, results

@@ -122,6 +122,25 @@ class CacheWriter:
         g.attrs["logit_scale"] = float(logit_scale)
         self.f.attrs["logit_scale"] = float(logit_scale)
 
+    def write_optional(self, label_dist: np.ndarray | None = None,
+                       extras: Mapping[str, Sequence] | None = None,
+                       fold: np.ndarray | None = None) -> None:
+        """SPEC's optional datasets: /label_dist, /extra/<name>, /fold."""
+        if label_dist is not None:
+            self.f.create_dataset("label_dist", data=np.asarray(label_dist, dtype=np.float32))
+        if fold is not None:
+            self.f.create_dataset("fold", data=np.asarray(fold, dtype=np.int8))
+        if extras:
+            g = self.f.create_group("extra")
+            for name, values in extras.items():
+                values = list(values)
+                if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       for v in values):
+                    g.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+                else:
+                    g.create_dataset(name, data=np.array([str(v) for v in values],
+                                                         dtype=object), dtype=_STR)
+
     def set_attrs(self, **attrs: object) -> None:
         """Root attributes known only once the rows are written (e.g. the failure count)."""
         for k, v in attrs.items():
@@ -206,6 +225,37 @@ class Cache:
     @property
     def paths(self) -> list[str]:
         return [p.decode() if isinstance(p, bytes) else p for p in self.f["paths"][:]]
+
+    @property
+    def fold(self) -> np.ndarray | None:
+        """The fold per image under kfold:K, or None."""
+        return self.f["fold"][:].astype(np.int64) if "fold" in self.f else None
+
+    @property
+    def label_dist(self) -> np.ndarray | None:
+        return self.f["label_dist"][:].astype(np.float64) if "label_dist" in self.f else None
+
+    @property
+    def extra_names(self) -> list[str]:
+        return list(self.f["extra"]) if "extra" in self.f else []
+
+    def extra(self, name: str) -> np.ndarray | list[str]:
+        ds = self.f["extra"][name]
+        if ds.dtype.kind in "fiu":
+            return ds[:]
+        return [v.decode() if isinstance(v, bytes) else v for v in ds[:]]
+
+    @property
+    def duplicate_groups(self) -> np.ndarray:
+        """Group id per row (identical files share one), from the duplicate_groups attr."""
+        groups = np.arange(len(self), dtype=np.int64)
+        listed = self.attrs.get("duplicate_groups")
+        if listed:
+            where = {p: i for i, p in enumerate(self.paths)}
+            for members in json.loads(listed):
+                idx = [where[p] for p in members if p in where]
+                groups[idx] = min(idx) if idx else 0
+        return groups
 
     @property
     def errors(self) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from featx.datasets.names import FORMATS
 from featx.errors import one_line_errors
 
 
@@ -40,8 +41,20 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default=None,
               help="stored feature type (default: float16 on CUDA, float32 on the CPU)")
-@click.option("--split", default="80/5/15", show_default=True, help="train/val/test percentages")
+@click.option("--split", default=None,
+              help="train/val/test percentages (default: the dataset's official split, else "
+                   "80/5/15), kfold:K (a fold per image) or kfold:K:F (fold F as test)")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="dataset layout (default: detected; an uncertain detection asks for this)")
+@click.option("--conflicts", type=click.Choice(["keep", "drop", "majority"]), default="keep",
+              show_default=True, help="identical files with different labels")
+@click.option("--label", type=click.Choice(["keyword", "dominant"]), default="keyword",
+              show_default=True, help="emotion6: folder keyword or most-voted emotion")
+@click.option("--agree", type=click.Choice(["5", "4", "3"]), default="5", show_default=True,
+              help="twitter1: the 5/4/3-agree subset")
+@click.option("--task", default="emotion", show_default=True,
+              help="emotion, sentiment (SPEC's map) or a map file class,sentiment")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="cache file (default: cache/<data>-<backbone>-<pool>.h5)")
 @click.option("--chunk-size", type=int, default=None,
@@ -57,9 +70,11 @@ def main() -> None:
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
             image_size: int | None,
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
-            seed: int, out: Path | None, chunk_size: int | None, decode: str,
-            prompts: Path | None, quiet: bool) -> None:
-    """Extract pooled L0..L4 features of DATA (a class-folder tree or a CSV) into a cache.
+            seed: int, fmt: str | None, conflicts: str, label: str, agree: str, task: str,
+            out: Path | None, chunk_size: int | None, decode: str, prompts: Path | None,
+            quiet: bool) -> None:
+    """Extract pooled L0..L4 features of DATA (class folders, a CSV, or a published dataset:
+    FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II) into a cache.
 
     Safe to kill at any moment: the same command resumes where it stopped. Under
     `torchrun --nproc-per-node N -m featx extract ...` the ranks share the work."""
@@ -69,7 +84,9 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     cfg = ExtractConfig(data=data, backbone=backbone, weights=weights, layers=layers, pool=pool,
                         image_size=image_size, batch_size=batch_size, workers=workers,
                         device=device, dtype=dtype, split=split, seed=seed, out=out,
-                        quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts)
+                        quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts,
+                        format=fmt, conflicts=conflicts, label=label, agree=int(agree),
+                        task=task)
     try:
         result = run_extract(cfg, log=_err)
     finally:

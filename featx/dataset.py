@@ -1,18 +1,23 @@
-"""Image collections: a class-folder tree or a CSV manifest -> sorted paths, labels and a split."""
+"""Image collections: a dataset (read by featx.datasets) -> sorted paths, labels, a split,
+label conflicts resolved."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from featx.datasets.base import ReadOptions
 from featx.errors import FeatxError
-from featx.splits import SPLIT_NAMES, stratified_split
+from featx.splits import (SPLIT_NAMES, check_spec, fold_view, is_kfold, kfold_assign, parse_kfold,
+                          stratified_split)
+
+DEFAULT_SPLIT = "80/5/15"
+CONFLICT_POLICIES = ("keep", "drop", "majority")
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
@@ -31,6 +36,14 @@ class Collection:
     split_spec: str
     seed: int
     duplicates: list[list[str]] = field(default_factory=list)
+    fold: np.ndarray | None = None  # int8 fold per image under kfold:K
+    label_dist: np.ndarray | None = None  # [N, C] float32
+    extras: dict[str, list] = field(default_factory=dict)
+    dataset_format: str = "folder"
+    conflicts: list[dict] = field(default_factory=list)  # {"paths": [...], "labels": [...]}
+    conflict_policy: str = "keep"
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -61,31 +74,6 @@ def scan_folder(root: Path) -> list[tuple[str, str]]:
     return items
 
 
-def read_manifest(csv_path: Path) -> tuple[list[tuple[str, str]], list[str] | None]:
-    """Rows (path, label) of a CSV with header path,label[,split], and its split column if any."""
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "path" not in fields or "label" not in fields:
-            raise FeatxError(f"{csv_path}: the CSV needs a header with columns path,label[,split]")
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
-    has_split = "split" in fields
-    items, splits = [], []
-    for lineno, r in enumerate(rows, start=2):
-        if not r["path"] or not r["label"]:
-            raise FeatxError(f"{csv_path}:{lineno}: empty path or label")
-        items.append((Path(r["path"]).as_posix(), r["label"].lower()))
-        if has_split:
-            s = r["split"].lower()
-            if s not in SPLIT_NAMES:
-                raise FeatxError(f"{csv_path}:{lineno}: split {r['split']!r} is not one of "
-                                 f"{'/'.join(SPLIT_NAMES)}")
-            splits.append(s)
-    order = sorted(range(len(items)), key=lambda i: items[i])
-    items = [items[i] for i in order]
-    return items, ([splits[i] for i in order] if has_split else None)
-
-
 def file_digest(path: Path) -> str:
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -97,9 +85,10 @@ def file_digest(path: Path) -> str:
 def duplicate_groups(root: Path, paths: list[str]) -> np.ndarray:
     """Group id per path; identical files (same bytes) share one. Only equal-size files are hashed."""
     by_size: dict[int, list[int]] = defaultdict(list)
+    base = str(root)  # os.path.join, not Path: a third of the time on EmoSet's 118k paths
     for i, p in enumerate(paths):
         try:
-            by_size[os.stat(root / p).st_size].append(i)
+            by_size[os.stat(os.path.join(base, p)).st_size].append(i)
         except OSError:
             pass  # unreadable or missing: its own group, reported by the decoder
     groups = np.arange(len(paths), dtype=np.int64)
@@ -117,37 +106,122 @@ def duplicate_groups(root: Path, paths: list[str]) -> np.ndarray:
     return groups
 
 
-def load_collection(data: str | os.PathLike, split: str = "80/5/15", seed: int = 0) -> Collection:
-    """Find the images of DATA (a class-folder tree or a CSV manifest) and split them."""
+def load_collection(data: str | os.PathLike, split: str | None = None, seed: int = 0,
+                    format: str | None = None, conflicts: str = "keep",
+                    options: ReadOptions | None = None) -> Collection:
+    """Read DATA with the reader of `format` (default: detected), apply the label-conflict
+    policy, and split: the dataset's official split where it has one (unless kfold), a
+    ratio split, `kfold:K` (a fold per image, /split all train) or `kfold:K:F` (fold F as test,
+    the next as val)."""
+    from featx.datasets import read_dataset
+
     data = Path(data)
     if not data.exists():
         raise FeatxError(f"{data}: no such file or folder")
-    csv_splits = None
-    if data.is_dir():
-        root = data
-        items = scan_folder(root)
-    else:
-        root = data.parent
-        items, csv_splits = read_manifest(data)
-    if not items:
+    if conflicts not in CONFLICT_POLICIES:
+        raise FeatxError(f"--conflicts {conflicts!r}: use {', '.join(CONFLICT_POLICIES)}")
+    fmt, it = read_dataset(data, format, options)
+    if not it.paths:
         raise FeatxError(f"{data}: no images found (expected DATA/<class>/.../<image> or a CSV "
-                         f"with path,label)")
-    paths = [p for p, _ in items]
+                         f"with path,label)" + (f"; read as --format {fmt}" if format else ""))
+    order = sorted(range(len(it.paths)), key=lambda i: (it.paths[i], it.labels[i]))
+    paths = [it.paths[i] for i in order]
     if len(set(paths)) != len(paths):
         raise FeatxError(f"{data}: a path is listed twice")
-    classes = sorted({c for _, c in items})
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[c] for _, c in items], dtype=np.int16)
+    names = [it.labels[i] for i in order]
+    root = it.root
     groups = duplicate_groups(root, paths)
-    if csv_splits is not None:
-        split_arr = np.array([SPLIT_NAMES.index(s) for s in csv_splits], dtype=np.uint8)
-        spec = "csv"
-    else:
-        split_arr = stratified_split(labels, groups, split, seed)
-        spec = split
+    found, keep, names = resolve_conflicts(paths, names, groups, conflicts)
+    sel = np.flatnonzero(keep)
+    paths, names, groups = [paths[i] for i in sel], [names[i] for i in sel], groups[sel]
+    classes = sorted(set(it.classes) if it.classes else set(names))
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        raise FeatxError(f"{data}: label {unknown[0]!r} is not one of the dataset's classes")
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[c] for c in names], dtype=np.int16)
+    rows = np.asarray(order, dtype=np.int64)[sel]
+    dist = None
+    if it.dist is not None:
+        src = it.classes or classes
+        dist = np.zeros((len(rows), len(classes)), dtype=np.float32)
+        dist[:, [index[c] for c in src]] = np.asarray(it.dist, dtype=np.float32)[rows]
+    extras = {k: [v[i] for i in rows] for k, v in it.extras.items()}
+    official = [it.split[i] for i in rows] if it.split is not None else None
+    split_arr, fold, spec = assign_split(labels, groups, split, seed, official,
+                                         "csv" if fmt == "csv" else "official")
     dups: dict[int, list[str]] = defaultdict(list)
     for i, g in enumerate(groups):
         dups[int(g)].append(paths[i])
     dup_list = [members for members in dups.values() if len(members) > 1]
     return Collection(root=root, paths=paths, labels=labels, classes=classes, split=split_arr,
-                      split_spec=spec, seed=seed, duplicates=dup_list)
+                      split_spec=spec, seed=seed, duplicates=dup_list, fold=fold,
+                      label_dist=dist, extras=extras, dataset_format=fmt, conflicts=found,
+                      conflict_policy=conflicts, dropped=dict(it.dropped), notes=list(it.notes))
+
+
+def assign_split(labels: np.ndarray, groups: np.ndarray, spec: str | None, seed: int,
+                 official: list[str] | None, official_name: str = "official",
+                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(split per image, fold per image or None, the split_spec to record)."""
+    if spec is not None:
+        check_spec(spec)
+    if is_kfold(spec):
+        k, test_fold = parse_kfold(spec)
+        fold = kfold_assign(labels, groups, k, seed)
+        if test_fold is None:
+            return np.zeros(len(labels), dtype=np.uint8), fold, f"kfold:{k}"
+        return fold_view(fold, k, test_fold), fold, spec
+    # as before kfold existed: a dataset's own split (a CSV's split column, EmoSet's lists)
+    # wins over ratios; `classify --split` re-splits a cache's images when another is wanted
+    if official is not None and not is_kfold(spec):
+        return (np.array([SPLIT_NAMES.index(s) for s in official], dtype=np.uint8), None,
+                official_name)
+    if spec == "official":
+        raise FeatxError("--split official: this dataset has no official split")
+    spec = spec or DEFAULT_SPLIT
+    return stratified_split(labels, groups, spec, seed), None, spec
+
+
+def resolve_conflicts(paths: list[str], names: list[str], groups: np.ndarray, policy: str
+                      ) -> tuple[list[dict], np.ndarray, list[str]]:
+    """Identical files (one group) with different labels: the conflicts found, which images to
+    keep and their labels after `policy` (keep: as they are; drop: every copy; majority: each
+    copy gets the group's most common label, a tie drops the group)."""
+    ids, counts = np.unique(groups, return_counts=True)
+    shared = np.isin(groups, ids[counts > 1])  # only identical files can conflict
+    by_group: dict[int, list[int]] = defaultdict(list)
+    for i in np.flatnonzero(shared).tolist():
+        by_group[int(groups[i])].append(i)
+    keep = np.ones(len(paths), dtype=bool)
+    names = list(names)
+    found = []
+    for members in by_group.values():
+        labs = [names[i] for i in members]
+        if len(members) < 2 or len(set(labs)) < 2:
+            continue
+        counts = Counter(labs).most_common()
+        found.append({"paths": [paths[i] for i in members], "labels": labs})
+        if policy == "drop" or (policy == "majority" and counts[0][1] == counts[1][1]):
+            keep[members] = False
+        elif policy == "majority":
+            for i in members:
+                names[i] = counts[0][0]
+    return found, keep, names
+
+
+def describe_conflicts(conflicts: list[dict], policy: str, limit: int = 3) -> list[str]:
+    """Lines for a report: how many, what was done, a few examples."""
+    if not conflicts:
+        return []
+    n_files = sum(len(c["paths"]) for c in conflicts)
+    done = {"keep": "kept with their labels", "drop": "dropped",
+            "majority": "relabelled to the majority (ties dropped)"}[policy]
+    lines = [f"{len(conflicts)} label conflicts (identical files with different labels, "
+             f"{n_files} files): {done} (--conflicts {policy})"]
+    for c in conflicts[:limit]:
+        lines.append("  " + ", ".join(f"{p} [{lab}]" for p, lab in zip(c["paths"][:4],
+                                                                        c["labels"][:4])))
+    if len(conflicts) > limit:
+        lines.append(f"  ... and {len(conflicts) - limit} more")
+    return lines

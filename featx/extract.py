@@ -20,7 +20,7 @@ import numpy as np
 from featx import __version__
 from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
-from featx.dataset import Collection, load_collection
+from featx.dataset import Collection, describe_conflicts, load_collection
 from featx.errors import FeatxError
 from featx.extractor import check_pool, pooled_dims
 from featx.levels import parse_levels
@@ -28,6 +28,7 @@ from featx.parts import ChunkWriter, Parts, os_error
 from featx.pooling import ALL_POOLS
 from featx.preprocess import preprocessing_id
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
+from featx.tasks import task_name
 from featx.weights import check_weights, weights_identity
 
 Log = Callable[[str], None]
@@ -50,8 +51,13 @@ class ExtractConfig:
     workers: int | None = None
     device: str = "auto"
     dtype: str | None = None  # None: float16 on CUDA, float32 on the CPU
-    split: str = "80/5/15"
+    split: str | None = None  # None: the dataset's official split, else 80/5/15
     seed: int = 0
+    format: str | None = None  # None: detected from the layout
+    conflicts: str = "keep"
+    label: str = "keyword"
+    agree: int = 5
+    task: str | None = None
     out: Path | None = None
     quiet: bool = False
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
@@ -67,6 +73,9 @@ class ExtractResult:
     n_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # first few (path, reason)
     duplicates: list[list[str]] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)
+    conflict_policy: str = "keep"
+    dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0  # the whole command
     loop_seconds: float = 0.0  # decoding + forward + chunk writing of this rank (no setup)
 
@@ -187,7 +196,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     dtype = cfg.dtype or default_dtype(device)
     decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
-    coll = load_collection(cfg.data, cfg.split, cfg.seed)
+    coll = collection_for(cfg)
     out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, pool)
     dims = pooled_dims(bb, levels, pool)
 
@@ -196,11 +205,14 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
                                 _precision(device))
     feat_fp = feature_fingerprint(settings)
     settings.update(classes=coll.classes, split_spec=coll.split_spec, seed=cfg.seed,
-                    files=list_fingerprint(coll.paths, coll.labels, coll.split))
+                    files=list_fingerprint(coll.paths, coll.labels,
+                                           coll.split if coll.fold is None else coll.fold))
     if templates:
         settings["prompts"] = templates
     fp = full_fingerprint(settings)
-    result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates)
+    result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates,
+                           conflicts=coll.conflicts, conflict_policy=coll.conflict_policy,
+                           dropped=coll.dropped)
 
     # every rank makes the same read-only checks, so all refuse alike without waiting on another
     if _check_existing_out(out, settings, fp):
@@ -262,6 +274,11 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
                "duplicate_groups": coll.duplicates, "featx_version": __version__,
+               "dataset_format": coll.dataset_format, "conflict_policy": coll.conflict_policy,
+               # an HDF5 attribute holds 64 KiB: the first groups, and the count
+               "label_conflicts": coll.conflicts[:100], "n_label_conflicts": len(coll.conflicts),
+               "dropped": coll.dropped,
+               "task": task_name(cfg.task),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
     _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
@@ -318,6 +335,24 @@ def _preprocess_attrs(pp, bb) -> dict:
             "interpolation": pp.interpolation, "mean": list(pp.mean), "std": list(pp.std),
             "backbone_source": bb.source, "backbone_family": bb.family,
             "token_levels": sorted(bb.token_levels)}
+
+
+def collection_for(cfg: ExtractConfig) -> Collection:
+    """The run's images: DATA read with its reader, split, relabelled for --task."""
+    from featx.datasets import ReadOptions
+    from featx.tasks import class_mapping, map_dist, map_labels
+
+    coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
+                           conflicts=cfg.conflicts,
+                           options=ReadOptions(label=cfg.label, agree=cfg.agree))
+    mapped = class_mapping(coll.classes, cfg.task)
+    if mapped is not None:
+        classes, index = mapped
+        coll.labels = map_labels(coll.labels, index).astype(np.int16)
+        if coll.label_dist is not None:
+            coll.label_dist = map_dist(coll.label_dist, index, len(classes)).astype(np.float32)
+        coll.classes = classes
+    return coll
 
 
 def _weights_source(weights: str) -> str:
@@ -383,6 +418,7 @@ def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: P
         if prompts is not None:
             writer.write_zeroshot(prompts.templates, prompts.class_embeddings,
                                   prompts.logit_scale)
+        writer.write_optional(coll.label_dist, coll.extras, coll.fold)
         start, n_failed = 0, 0
         for k in range(n_chunks):
             feats, valid, errors = parts.read_chunk(k)
@@ -470,6 +506,8 @@ def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
         lines += [f"  {p}: {r}" for p, r in result.failures[:limit]]
         if result.n_failed > limit:
             lines.append(f"  ... and {result.n_failed - limit} more (featx info shows them)")
+    lines += describe_conflicts(result.conflicts, result.conflict_policy)
+    lines += [f"{n} images left out: {why}" for why, n in result.dropped.items()]
     if result.duplicates:
         n_files = sum(len(g) for g in result.duplicates)
         lines.append(f"{len(result.duplicates)} groups of identical files ({n_files} files), "

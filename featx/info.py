@@ -49,6 +49,10 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
         if a.get("token_levels"):
             lines.insert(8, f"token levels {', '.join(json.loads(a['token_levels']))} "
                             f"(pooled by {a['pool']})")
+        if "dataset_format" in a:
+            lines.insert(1, f"dataset      {a['dataset_format']}"
+                         + (f", task {a['task']}" if a.get("task", "emotion") != "emotion"
+                            else ""))
         if "zeroshot" in c.f:
             t, _, scale = c.zeroshot()
             lines.append(f"zero-shot    {len(t)} prompt templates (e.g. {t[0]!r}), "
@@ -68,9 +72,37 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
         lines += [f"  {paths[i]}: {errors[i]}" for i in bad[:max_failures]]
         if len(bad) > max_failures:
             lines.append(f"  ... and {len(bad) - max_failures} more")
+        lines += _dataset_lines(c, a, labels)
         groups = json.loads(a["duplicate_groups"]) if "duplicate_groups" in a else None
         dups = len(groups) if groups is not None else a.get("duplicates")
         if dups is not None:
             lines.append(f"duplicates   {dups} groups of identical files"
                          + (f", e.g. {', '.join(groups[0][:3])}" if groups else ""))
     return "\n".join(lines)
+
+
+def _dataset_lines(c: Cache, a: dict, labels: np.ndarray) -> list[str]:
+    """Folds, label distributions, extra columns, images left out, label conflicts."""
+    from featx.dataset import describe_conflicts
+
+    lines = []
+    fold = c.fold
+    if fold is not None:
+        counts = np.bincount(fold, minlength=int(fold.max()) + 1)
+        lines.append("folds        " + ", ".join(f"{i}: {n}" for i, n in enumerate(counts)))
+    if "label_dist" in c.f:
+        lines.append(f"label dist   /label_dist {tuple(c.f['label_dist'].shape)}")
+    if c.extra_names:
+        lines.append(f"extra        {', '.join(c.extra_names)}")
+    for why, n in json.loads(a.get("dropped", "{}") or "{}").items():
+        lines.append(f"left out     {n} images: {why}")
+    conflicts = json.loads(a["label_conflicts"]) if "label_conflicts" in a else []
+    n = int(a.get("n_label_conflicts", len(conflicts)))
+    if n:
+        text = describe_conflicts(conflicts, str(a.get("conflict_policy", "keep")))
+        text[0] = text[0].replace(f"{len(conflicts)} label conflicts", f"{n} label conflicts", 1)
+        lines.append("conflicts    " + text[0])
+        lines += text[1:]
+    elif "conflict_policy" in a:
+        lines.append("conflicts    none (identical files all carry one label)")
+    return lines

@@ -54,3 +54,69 @@ def stratified_split(labels: Sequence[int], groups: Sequence[int], spec: str, se
         group_split[members[start >= n_test + n_val]] = TRAIN
     split[:] = group_split[inverse]
     return split
+
+
+def is_kfold(spec: str | None) -> bool:
+    return bool(spec) and str(spec).startswith("kfold:")
+
+
+def parse_kfold(spec: str) -> tuple[int, int | None]:
+    """'kfold:5' -> (5, None); 'kfold:5:2' -> (5, 2): the view of fold 2 as test."""
+    parts = str(spec).split(":")
+    try:
+        k = int(parts[1])
+        fold = int(parts[2]) if len(parts) == 3 else None
+        if len(parts) > 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise FeatxError(f"bad --split {spec!r}: use kfold:K (e.g. kfold:5), or kfold:K:F for "
+                         f"the train/val/test view with fold F as test") from None
+    if k < 2 or (fold is not None and not 0 <= fold < k):
+        raise FeatxError(f"bad --split {spec!r}: K must be at least 2 and F in 0..K-1")
+    return k, fold
+
+
+def check_spec(spec: str) -> str:
+    """Validate a --split value (ratios, kfold:K[:F] or official); returns it."""
+    if spec == "official":
+        return spec
+    if is_kfold(spec):
+        parse_kfold(spec)
+    else:
+        parse_split(spec)
+    return spec
+
+
+def kfold_assign(labels: Sequence[int], groups: Sequence[int], k: int, seed: int) -> np.ndarray:
+    """Fold (0..k-1) per item: stratified per class, seeded, independent of file order (items in
+    canonical order), identical files (shared group id) in one fold. Groups are dealt, largest
+    first, to the fold of their class with the fewest items so far."""
+    labels = np.asarray(labels, dtype=np.int64)
+    groups = np.asarray(groups, dtype=np.int64)
+    _, first, inverse, sizes = np.unique(groups, return_index=True, return_inverse=True,
+                                         return_counts=True)
+    group_label = labels[first]
+    group_fold = np.zeros(len(first), dtype=np.int8)
+    for c in np.unique(group_label):
+        members = np.flatnonzero(group_label == c)
+        members = members[np.argsort(first[members], kind="stable")]
+        rng = np.random.default_rng((int(seed), int(c), 7919))
+        members = members[rng.permutation(len(members))]
+        members = members[np.argsort(-sizes[members], kind="stable")]
+        load = np.zeros(k, dtype=np.int64)
+        start = int(rng.integers(k))  # which fold gets a class's remainder varies by class
+        for g in members:
+            f = (int(np.argmin(np.roll(load, -start))) + start) % k
+            group_fold[g] = f
+            load[f] += sizes[g]
+    return group_fold[inverse]
+
+
+def fold_view(fold: np.ndarray, k: int, test_fold: int) -> np.ndarray:
+    """Split indices of one k-fold round: fold `test_fold` test, the next fold val, the rest
+    train (hyperparameters are chosen on val as under a ratio split)."""
+    fold = np.asarray(fold)
+    split = np.full(len(fold), TRAIN, dtype=np.uint8)
+    split[fold == (test_fold + 1) % k] = VAL
+    split[fold == test_fold] = TEST
+    return split

@@ -25,6 +25,23 @@ def _int_list(ctx, param, value: str | None) -> list[int] | None:
             from None
 
 
+def _split(value: str | None) -> str | None:
+    """featx's split forms; k-fold trains one model, so the fold is named (kfold:K:F)."""
+    if value is None:
+        return None
+    from featx.errors import FeatxError
+    from featx.splits import check_spec, is_kfold
+
+    try:
+        check_spec(value)
+    except FeatxError as e:
+        raise click.BadParameter(str(e)) from None
+    if is_kfold(value) and value.count(":") == 1:
+        raise click.BadParameter(f"{value}: a run trains one model; name its test fold, e.g. "
+                                 f"{value}:0 (run K times for the K folds)")
+    return value
+
+
 # hyperparameter overrides shared by `plan` and `run` (None = the recipe's paper value)
 _OVERRIDES = [
     click.option("--backbone", help="Backbone (default: the recipe's). Paper recipes: "
@@ -62,7 +79,9 @@ _OVERRIDES = [
                  help="Linear warm-up of warmup_cosine, in epochs (modern recipes: 1)."),
     click.option("--dropout", type=click.FloatRange(0, 1), help="Dropout probability of the "
                  "recipes that have a dropout layer."),
-    click.option("--split", help="Train/val/test split, e.g. 80/5/15 (default: the recipe's)."),
+    click.option("--split", callback=lambda ctx, param, v: _split(v),
+                 help="Train/val/test split, e.g. 80/5/15 (default: the recipe's), or "
+                      "kfold:K:F (fold F of K as test, the next as val)."),
 ]
 
 

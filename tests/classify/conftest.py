@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from classify.synthetic import FI_SHARES, write_synthetic_cache
+from classify.synthetic import FI_SHARES, write_distribution_cache, write_synthetic_cache
 from .classify_helpers import SMALL_DIMS
 
 
@@ -30,3 +30,12 @@ def imbalanced(cache_dir) -> Path:
                                       shares=FI_SHARES, strong=0.35, faint=0.2, seed=3,
                                       tag="imbalanced", rotate=False))
 
+
+
+@pytest.fixture(scope="session")
+def ldl_cache(cache_dir) -> Path:
+    """8 classes with label distributions (20 votes an image) that depend on the features;
+    beside it nodist.h5, a cache without /label_dist."""
+    write_synthetic_cache(cache_dir / "nodist.h5", n=200, dims={"L4": 8})
+    return Path(write_distribution_cache(cache_dir / "ldl.h5", n=800, votes=20,
+                                         temperature=1.5))

@@ -9,7 +9,7 @@ from .classify_helpers import copy_cache, minority, read_json, run
 
 SPEC_ROW_KEYS = {"name", "levels", "model", "weighted", "val", "test"}
 SPEC_M_KEYS = {"accuracy", "macro_recall", "macro_f1", "per_class_recall", "confusion",
-               "accuracy_ci95", "n"}
+               "accuracy_ci95", "macro_recall_ci95", "n"}
 
 
 @pytest.mark.parametrize("model", ["logreg", "linsvm", "lgbm"])
@@ -31,6 +31,8 @@ def test_fit_each_model_learns_and_writes_spec_json(balanced, tmp_path, model):
         assert set(m["per_class_recall"]) == set(data.classes)
         lo, hi = m["accuracy_ci95"]
         assert lo <= m["accuracy"] <= hi
+        lo, hi = m["macro_recall_ci95"]
+        assert lo <= m["macro_recall"] <= hi and hi - lo < 0.3
     # all levels together separate the 8 classes far better than chance (12.5 %)
     assert row["test"]["accuracy"] > 0.6
     assert row["name"] in res.output  # the printed table

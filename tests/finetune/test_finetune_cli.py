@@ -14,7 +14,7 @@ from .finetune_helpers import QUICK
 from finetune.cli import main
 
 M_KEYS = {"accuracy", "macro_recall", "macro_f1", "per_class_recall", "confusion",
-          "accuracy_ci95", "n"}
+          "accuracy_ci95", "macro_recall_ci95", "n"}
 
 
 def invoke(*args: str):
