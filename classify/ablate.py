@@ -242,7 +242,7 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
     # under k-fold a spec has its fold rows and then its summary (the row compared)
     summaries = [done[i][-1] for i in range(len(specs))]
     zeroshot = []
-    if split is None and task is None:  # CLIP caches: the zero-shot row (cheap), on their split
+    if split is None and task in (None, "emotion"):  # CLIP caches: the zero-shot row (cheap)
         from classify.zeroshot import zeroshot_rows
         zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed)
     add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
