@@ -20,10 +20,13 @@ import numpy as np
 from featx import __version__
 from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
-from featx.dataset import Collection, load_collection
+from featx.dataset import Collection, FolderScan, load_collection
 from featx.errors import FeatxError
 from featx.extractor import pooled_dims
 from featx.levels import parse_levels
+from featx.info import describe_scan
+from featx.lock import OutputLock
+from featx.pathnames import show
 from featx.parts import ChunkWriter, Parts, os_error
 from featx.pooling import get_pool
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
@@ -65,6 +68,7 @@ class ExtractResult:
     n_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # first few (path, reason)
     duplicates: list[list[str]] = field(default_factory=list)
+    scan: FolderScan | None = None  # entries of a folder DATA that are not used, its links
     seconds: float = 0.0  # the whole command
     loop_seconds: float = 0.0  # decoding + forward + chunk writing of this rank (no setup)
 
@@ -165,7 +169,21 @@ def _precision(device) -> str:
 
 
 def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
-    """The whole extract command; every rank of a torchrun job calls it."""
+    """The whole extract command; every rank of a torchrun job calls it. Rank 0 holds `--out`'s
+    lock for the job (featx.lock): one run per output at a time."""
+    from featx import distributed
+
+    if not distributed.from_env().is_main:
+        return _run_extract(cfg, log)
+    _check_options(cfg)
+    with OutputLock(Path(cfg.out) if cfg.out else
+                    default_out(cfg.data, cfg.backbone, cfg.pool)) as lock:
+        if lock.taken_over and not cfg.quiet:
+            log(lock.taken_over)
+        return _run_extract(cfg, log)
+
+
+def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     from featx import distributed
     from featx.engine import default_dtype, resolve_device
 
@@ -189,7 +207,8 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     settings.update(classes=coll.classes, split_spec=coll.split_spec, seed=cfg.seed,
                     files=list_fingerprint(coll.paths, coll.labels, coll.split))
     fp = full_fingerprint(settings)
-    result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates)
+    result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates,
+                           scan=coll.scan)
 
     # every rank makes the same read-only checks, so all refuse alike without waiting on another
     if _check_existing_out(out, settings, fp):
@@ -225,7 +244,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
             say(f"resuming {parts.dir}: {n_chunks - len(todo)} of {n_chunks} chunks already done")
     todo = world.broadcast(todo)
     mine = world.shard(todo)
-    say(f"{len(coll)} images in {len(coll.classes)} classes from {cfg.data}; {cfg.backbone} "
+    say(f"{len(coll)} images in {len(coll.classes)} classes from {show(cfg.data)}; {cfg.backbone} "
         f"{','.join(levels)} {cfg.pool} at {cfg.image_size} px on {device}"
         + (f" ({world.size} processes)" if world.size > 1 else ""))
 
@@ -248,7 +267,8 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
                "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
-               "duplicate_groups": coll.duplicates, "featx_version": __version__})
+               "duplicate_groups": coll.duplicates, "featx_version": __version__,
+               "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan)})
     _assemble(out, cache_meta, coll, dims, parts, n_chunks)
     parts.remove()
     return _summarise(result, out, "written", t0)
@@ -318,6 +338,9 @@ def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: P
             start += len(valid)
             n_failed += int((~valid).sum())
         writer.set_attrs(n_failed=n_failed)
+        if coll.scan is not None and coll.scan.skipped:
+            writer.add_strings("skipped/path", [p for p, _ in coll.scan.skipped])
+            writer.add_strings("skipped/reason", [r for _, r in coll.scan.skipped])
     except OSError as e:
         writer.abort()
         raise os_error(out, e, "write the cache") from None
@@ -383,9 +406,20 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     return feats, valid, errors, feature_fingerprint(settings)
 
 
+def scan_attrs(scan: FolderScan | None) -> dict:
+    """Root attributes about the walk of a folder DATA (rows of /skipped: what was not used)."""
+    if scan is None:
+        return {}
+    return {"n_skipped": len(scan.skipped), "links_out": scan.links_out,
+            "links_in": scan.links_in}
+
+
 def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
     """Lines for the end-of-run report: failures with reasons, duplicate groups."""
     lines = []
+    if result.scan is not None:
+        lines += describe_scan([(show(p), r) for p, r in result.scan.skipped],
+                               result.scan.links_out, result.scan.links_in)
     if result.n_failed:
         lines.append(f"{result.n_failed} of {result.n} images could not be used (recorded in "
                      f"/valid and /errors):")
