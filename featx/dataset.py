@@ -64,9 +64,11 @@ _LINK_UP = "link to a folder that holds DATA (a loop)"
 _WALKED = "folder already walked (a second link to it, or a link cycle)"
 
 
-def walk_folder(root: Path) -> FolderScan:
-    """Every entry under root/<class>/...: each real folder is walked once, by (device, inode),
-    so links can neither loop nor repeat rows; folder links back into DATA are not followed."""
+def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
+    """Every entry under root/<class>/... (or anywhere under root, class "", without
+    `class_folders`): each real folder is walked once, by (device, inode), so links can neither
+    loop nor repeat rows; folder links back into root or to a folder holding it are not
+    followed."""
     scan = FolderScan()
     real_root = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
@@ -117,7 +119,7 @@ def walk_folder(root: Path) -> FolderScan:
             except OSError as e:
                 scan.skipped.append((r, f"unreadable ({e.strerror or e})"))
 
-    walk(os.fspath(root), "", None)
+    walk(os.fspath(root), "", None if class_folders else "")
     scan.items.sort()
     return scan
 
