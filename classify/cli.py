@@ -178,6 +178,25 @@ def ablate(caches, grid, out_dir, json_path, report_dir, quiet, seed, jobs):
 
 
 @main.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--trust", is_flag=True,
+              help="Confirm that OLD comes from you or someone you trust: converting opens it "
+                   "with pickle, which can run any code it holds.")
+@one_line_errors
+def convert(old, new, trust):
+    """Rewrite an old (joblib) model file OLD in the current format, which opens without running
+    code, as NEW. The only command that ever opens a pickle."""
+    from classify.persist import convert_legacy
+
+    if not trust:
+        raise FeatxError(f"{old}: converting opens the file with pickle, which runs any code "
+                         f"the file holds; if you made it or trust who did, pass --trust")
+    _check_outputs({"NEW": new}, {})
+    click.echo(f"model: {convert_legacy(old, new)}", err=True)
+
+
+@main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path())
 @click.option("--out", "csv_out", default="predictions.csv", show_default=True,
