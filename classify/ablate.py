@@ -17,7 +17,7 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 2  # bump when the code computing a row changes (the estimator settings and grid
+ROW_FORMAT = 3  # bump when the code computing a row changes (the estimator settings and grid
 # are in the row key already), so old cached rows are not reused
 
 
@@ -128,6 +128,33 @@ def grid_specs(caches: Sequence[str], grid: str) -> tuple[list[RowSpec], RowSpec
     return specs, base
 
 
+def check_comparable(caches: Sequence[str]) -> None:
+    """Rows of several caches are compared only over the same classes and, for the images they
+    share (same relative path), the same labels; the first difference is the error."""
+    first = None
+    for c in caches:
+        with Cache(c) as cache:
+            classes = cache.classes
+            labels = dict(zip(cache.paths, (classes[y] for y in cache.labels)))
+        if first is None:
+            first = (c, classes, labels)
+            continue
+        c0, classes0, labels0 = first
+        if classes != classes0:
+            diff = next((i for i, (a, b) in enumerate(zip(classes0, classes)) if a != b),
+                        min(len(classes0), len(classes)))
+            what = (f"class {diff} is {classes0[diff]!r} in {c0}, {classes[diff]!r} in {c}"
+                    if diff < min(len(classes0), len(classes)) else
+                    f"{len(classes0)} classes in {c0}, {len(classes)} in {c}")
+            raise FeatxError(f"ablate: {c0} and {c} have other class lists ({what}); their rows "
+                             f"cannot be compared")
+        for p in sorted(labels0.keys() & labels.keys()):
+            if labels0[p] != labels[p]:
+                raise FeatxError(f"ablate: {c0} and {c} label the same image differently "
+                                 f"({p}: {labels0[p]} vs {labels[p]}); their rows cannot be "
+                                 f"compared")
+
+
 def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1) -> dict:
     """Compute one row (its fits one after another, each on `threads` OpenMP threads) and store
     it in `out_file`."""
@@ -188,6 +215,7 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
 
     from classify.models import model_kind
 
+    check_comparable(caches)
     specs, base = grid_specs(caches, grid)
     fps = {}
     for c in caches:

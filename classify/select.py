@@ -14,6 +14,7 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from classify.metrics import macro_recall
 from classify.models import make_model, model_kind
 from featx.errors import FeatxError
 
@@ -38,8 +39,7 @@ def selection_metric(weighted: bool) -> str:
 def _score(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
     if metric == "accuracy":
         return float(np.mean(y_true == y_pred))
-    recalls = [np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]
-    return float(np.mean(recalls))
+    return macro_recall(y_true, y_pred)
 
 
 def _groups(grid: list[dict], staged: str | None) -> list[tuple[dict, list[int]]]:
