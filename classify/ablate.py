@@ -135,7 +135,7 @@ def check_comparable(caches: Sequence[str]) -> None:
     for c in caches:
         with Cache(c) as cache:
             classes = cache.classes
-            labels = dict(zip(cache.paths, (classes[y] for y in cache.labels)))
+            labels = dict(zip(cache.paths, cache.labels.tolist()))
         if first is None:
             first = (c, classes, labels)
             continue
@@ -151,8 +151,8 @@ def check_comparable(caches: Sequence[str]) -> None:
         for p in sorted(labels0.keys() & labels.keys()):
             if labels0[p] != labels[p]:
                 raise FeatxError(f"ablate: {c0} and {c} label the same image differently "
-                                 f"({p}: {labels0[p]} vs {labels[p]}); their rows cannot be "
-                                 f"compared")
+                                 f"({p}: {classes[labels0[p]]} vs {classes[labels[p]]}); their "
+                                 f"rows cannot be compared")
 
 
 def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1) -> dict:
