@@ -71,6 +71,7 @@ def load_levels(path: str | os.PathLike, levels: Sequence[str],
         start = 0
         for lv in levels:
             full = cache.features([lv], dtype=cache.f["features"][lv].dtype)  # no cast: read once
+            _check_finite(cache, lv, full, np.concatenate(list(rows.values())), all_paths)
             for s, r in rows.items():
                 X[s][:, start:start + dims[lv]] = full[r]
             start += dims[lv]
@@ -82,6 +83,17 @@ def load_levels(path: str | os.PathLike, levels: Sequence[str],
         for s, r in rows.items():
             data.parts[s] = Part(X=X[s], y=labels[r], rows=r, paths=[all_paths[i] for i in r])
     return data
+
+
+def _check_finite(cache: Cache, level: str, x: np.ndarray, rows: np.ndarray,
+                  paths: list[str]) -> None:
+    """Caches written before featx checked its features may hold inf (float16 overflow)."""
+    bad = rows[~np.isfinite(x[rows]).all(axis=1)]
+    if len(bad):
+        raise CacheError(f"{cache.path}: level {level} has NaN or infinite features in "
+                         f"{len(bad)} usable rows (e.g. {paths[bad[0]]}); extract the cache "
+                         f"again (with --dtype float32 if it is float16: "
+                         f"{cache.attrs.get('dtype')})")
 
 
 def _check_train(cache: Cache, y_train: np.ndarray) -> None:

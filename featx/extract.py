@@ -23,6 +23,7 @@ from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerpr
 from featx.dataset import Collection, FolderScan, load_collection
 from featx.errors import FeatxError
 from featx.extractor import pooled_dims
+from featx.finite import NonFiniteFeatures, stored_features
 from featx.levels import parse_levels
 from featx.info import describe_scan
 from featx.lock import OutputLock
@@ -249,8 +250,15 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
         + (f" ({world.size} processes)" if world.size > 1 else ""))
 
     if todo:
-        result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels,
-                                              device, dtype, decoder, world, quiet=cfg.quiet)
+        try:
+            result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels,
+                                                  device, dtype, decoder, world,
+                                                  quiet=cfg.quiet)
+        except NonFiniteFeatures as e:
+            if world.is_main and not parts.done(n_chunks):
+                parts.remove()  # nothing computed that a rerun could use
+                raise
+            raise NonFiniteFeatures(f"{e} (then delete {show(parts.dir)})") from None
     world.barrier()
     if not world.is_main:
         return _summarise(result, out, "shard-done", t0, read=False)
@@ -310,7 +318,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
                                  decoder.collate):
             idx, images, errors = decoder.finish(batch, device, cfg.image_size)
             valid = np.array([not e for e in errors], dtype=bool)
-            feats = engine(images, valid)
+            feats = stored_features(engine.forward(images), valid, engine.np_dtype,
+                                    [show(coll.paths[int(i)]) for i in idx])
             k = int(idx[0]) // chunk_size
             if k != current:
                 current, buf = k, []
@@ -397,7 +406,8 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
             idx, images, errs = decoder.finish(batch, dev, image_size)
             ok = np.array([not e for e in errs], dtype=bool)
             rows = idx.numpy()
-            for lv, x in engine(images, ok).items():
+            for lv, x in stored_features(engine.forward(images), ok, engine.np_dtype,
+                                         [show(paths[int(i)]) for i in rows]).items():
                 feats[lv][rows] = x
             valid[rows] = ok
             for i, e in zip(rows, errs):
