@@ -211,7 +211,7 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
              seed: int = 0, quiet: bool = False) -> GridRun:
     """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from featx.progress import track
 
     from classify.models import model_kind
 
@@ -236,8 +236,8 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         threads = max(1, cpus // workers)
         gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
             delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads) for i in todo)
-        for i, stored in tqdm(gen, total=len(todo), desc="ablation rows", unit="row",
-                              disable=quiet):
+        for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
+                               quiet=quiet):
             done[i] = Result(stored["row"], np.asarray(stored["test_true"]),
                              np.asarray(stored["test_pred"]), stored["test_paths"])
     results = [done[i] for i in range(len(specs))]

@@ -30,6 +30,7 @@ from featx.lock import OutputLock
 from featx.pathnames import show
 from featx.parts import ChunkWriter, Parts, os_error
 from featx.pooling import get_pool
+from featx.progress import Progress
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
 from featx.weights import check_weights, weights_identity
 
@@ -291,8 +292,6 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
                     quiet: bool) -> float:
     """Run this rank's chunks through the model; each finished chunk goes to the writer thread.
     Returns the seconds the loop took (model building excluded)."""
-    from tqdm import tqdm
-
     from featx.engine import Engine
     from featx.loader import ChunkBatches, default_workers, make_loader
 
@@ -301,7 +300,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     if not world.is_main:
         world.barrier()
     engine = Engine(cfg.backbone, cfg.weights, levels, cfg.pool, device, dtype, seed=cfg.seed,
-                    progress=not quiet and world.is_main)
+                    progress=not quiet and world.is_main and sys.stderr.isatty())
     if world.is_main:
         world.barrier()
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
@@ -309,8 +308,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     dataset = decoder.dataset([coll.abspath(i) for i in range(n)], cfg.image_size)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
-    bar = tqdm(total=total, unit="img", disable=quiet or not world.is_main, dynamic_ncols=True,
-               desc="extract" if world.size == 1 else f"extract (rank 0 of {world.size})")
+    bar = Progress(total, "extract" if world.size == 1 else f"extract (rank 0 of {world.size})",
+                   "img", quiet=quiet or not world.is_main)
     current, buf = -1, []
     t0 = time.perf_counter()
     try:
@@ -380,8 +379,6 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     """Features of arbitrary image files in memory, by the same preprocessing and model path as
     `featx extract` (no cache written): ({level: [n, D]}, valid [n], errors [n],
     feature_fingerprint) -- compare the last with a cache's `feature_fingerprint` attribute."""
-    from tqdm import tqdm
-
     from featx.engine import Engine, default_dtype, resolve_device
     from featx.loader import default_workers, make_loader
 
@@ -393,14 +390,15 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     decoder = _choose_decoder(decode, dev)
     settings = feature_settings(backbone, weights, levels, pool, image_size, dtype, seed,
                                 decoder.preprocessing, _precision(dev))
-    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed, progress=not quiet)
+    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed,
+                    progress=not quiet and sys.stderr.isatty())
     n = len(paths)
     feats = {lv: np.zeros((n, d), dtype=engine.np_dtype) for lv, d in engine.dims.items()}
     valid = np.zeros(n, dtype=bool)
     errors = [""] * n
     batches = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
     workers = default_workers(dev.type) if workers is None else workers
-    with tqdm(total=n, unit="img", disable=quiet, dynamic_ncols=True, desc="features") as bar:
+    with Progress(n, "features", "img", quiet=quiet) as bar:
         for batch in make_loader(decoder.dataset(list(paths), image_size), batches, workers,
                                  _pin(decoder, dev), decoder.collate):
             idx, images, errs = decoder.finish(batch, dev, image_size)

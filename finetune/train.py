@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -17,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from featx.backbones import get_backbone
 from featx.dataset import load_collection
 from featx.errors import FeatxError
 from featx.loader import default_workers
+from featx import progress
 from featx.preprocess import normalize
+from featx.progress import Progress
 from featx.weights import check_weights
 from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
@@ -173,7 +173,7 @@ class Trainer:
     # -- files (rank 0) ----------------------------------------------------------------------
     def _log(self, msg: str) -> None:
         if self.ctx.is_main and not self.cfg.quiet:
-            tqdm.write(msg)
+            progress.write(msg)
 
     def _eval_loader(self, split: str):
         ds = ImageSet(self.coll, self.idx[split], self.recipe.image_size)
@@ -194,7 +194,7 @@ class Trainer:
             if f.path not in self.reported:
                 self.reported.add(f.path)
                 if self.ctx.is_main:
-                    tqdm.write(f"warning: skipped {f.path}: {f.reason}", file=sys.stderr)
+                    progress.write(f"warning: skipped {f.path}: {f.reason}")
 
     # -- checkpoints -------------------------------------------------------------------------
     def _save_last(self, pos: Position, opt, sched, scaler, stats: EpochStats | None) -> None:
@@ -319,9 +319,9 @@ class Trainer:
                                             pin_memory=self.pin, persistent=True)
         loader = self.train_loader
         freeze.train_mode(self.model)
-        bar = tqdm(total=self.steps * bs * self.ctx.world_size, initial=start_step * bs,
-                   desc=f"{stage.name} {e + 1}/{stage.epochs}", unit="img",
-                   disable=self.quiet, dynamic_ncols=True)
+        bar = Progress(self.steps * bs * self.ctx.world_size, initial=start_step * bs,
+                       desc=f"{stage.name} {e + 1}/{stage.epochs}", unit="img",
+                       quiet=self.quiet)
         losses = []
         t0 = time.perf_counter()
         for step, batch in enumerate(loader, start=start_step):
