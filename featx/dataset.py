@@ -132,11 +132,17 @@ def scan_folder(root: Path) -> list[tuple[str, str]]:
 def read_manifest(csv_path: Path) -> tuple[list[tuple[str, str]], list[str] | None]:
     """Rows (path, label) of a CSV with header path,label[,split], and its split column if any."""
     with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "path" not in fields or "label" not in fields:
-            raise FeatxError(f"{csv_path}: the CSV needs a header with columns path,label[,split]")
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        try:
+            reader = csv.DictReader(f)
+            fields = [c.strip().lower() for c in (reader.fieldnames or [])]
+            if "path" not in fields or "label" not in fields:
+                raise FeatxError(f"{csv_path}: the CSV needs a header with columns "
+                                 f"path,label[,split]")
+            rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k}
+                    for r in reader]
+        except UnicodeDecodeError as e:
+            raise FeatxError(f"{to_stored(str(csv_path))}: not UTF-8 text (byte {e.start}); "
+                             f"save the CSV as UTF-8") from None
     has_split = "split" in fields
     items, splits = [], []
     for lineno, r in enumerate(rows, start=2):
