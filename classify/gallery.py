@@ -202,7 +202,8 @@ figure img{{max-width:{THUMB_PX}px;max-height:{THUMB_PX}px;min-width:96px;displa
 .missing{{width:{THUMB_PX}px;height:80px;background:#eee;color:#a00;display:flex;
 align-items:center;justify-content:center}}
 h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style></head><body>
+table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style>
+</head><body>
 {body}
 </body></html>
 """

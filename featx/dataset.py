@@ -76,6 +76,12 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
     def within(path: str, folder: str) -> bool:
         return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
+    def is_dir(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir()
+        except OSError:  # e.g. a link to itself: not a folder, a file that fails to decode
+            return False
+
     def walk(path: str, rel: str, label: str | None) -> None:
         try:
             st = os.stat(path)
@@ -92,7 +98,7 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
             try:
                 if entry.name.startswith("."):
                     scan.skipped.append((r, "hidden"))
-                elif entry.is_dir():
+                elif is_dir(entry):
                     if entry.is_symlink():
                         target = os.path.realpath(entry.path)
                         if within(target, real_root) or within(real_root, target):
@@ -105,13 +111,11 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
                          to_stored(entry.name.lower()) if label is None else label)
                 elif label is None:
                     scan.skipped.append((r, "not in a class folder"))
+                elif is_image(entry.name):  # a row even if unreadable: the decoder says why
+                    scan.items.append((r, label))
                 elif entry.is_file():
-                    if is_image(entry.name):
-                        scan.items.append((r, label))
-                    else:
-                        ext = os.path.splitext(entry.name)[1]
-                        scan.skipped.append((r, f"not an image by its extension "
-                                                f"({ext or 'none'})"))
+                    ext = os.path.splitext(entry.name)[1]
+                    scan.skipped.append((r, f"not an image by its extension ({ext or 'none'})"))
                 elif entry.is_symlink():
                     scan.skipped.append((r, "broken link"))
                 else:

@@ -58,14 +58,15 @@ class OutputLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise FeatxError(f"{show(self.path.parent)}: cannot create the output folder "
-                             f"({e.strerror or e})") from None
+            reason = ("a parent is not a folder" if e.errno in (errno.EEXIST, errno.ENOTDIR)
+                      else e.strerror or str(e))
+            raise FeatxError(f"{show(self.out)}: cannot create its folder ({reason})") from None
         for _ in range(10):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             except OSError as e:
-                raise FeatxError(f"{show(self.path)}: cannot create the lock file "
-                                 f"({e.strerror or e})") from None
+                raise FeatxError(f"{show(self.out)}: cannot write here (lock file: "
+                                 f"{e.strerror or e})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

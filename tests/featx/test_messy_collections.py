@@ -40,7 +40,8 @@ def messy(small_set, tmp_path_factory):
     os.symlink("../anger", data / "sadness" / "again")  # back into DATA
     os.symlink(base / "outside", data / "fear" / "ext")  # out of DATA: followed once
     os.symlink(base / "outside", data / "disgust" / "ext2")  # the same folder again
-    os.symlink(base / "nowhere.jpg", data / "awe" / "broken.jpg")
+    os.symlink(base / "nowhere.jpg", data / "awe" / "broken.jpg")  # a row that failed
+    os.symlink(base / "nowhere", data / "awe" / "old-album")
     (data / "awe" / "notes.txt").write_text("not an image")
     (data / "awe" / ".DS_Store").write_bytes(b"\0")
     (data / "README").write_text("top-level file")
@@ -63,23 +64,25 @@ def test_messy_folder_every_entry_used_or_recorded(messy, tmp_path):
     res = run_featx("extract", messy, *FAST, "--out", out)
     assert res.exit_code == 0, res.output
     with Cache(out) as c:
-        paths, fs_paths = c.paths, c.fs_paths
+        paths, fs_paths, errors = c.paths, c.fs_paths, c.errors
         skipped = dict(zip((p.decode() for p in c.f["skipped/path"][:]),
                            (r.decode() for r in c.f["skipped/reason"][:])))
         links_out, links_in = c.attrs["links_out"], c.attrs["links_in"]
-    # 40 images + 2 outside, each once: nothing through the loop, the link back or ext2
-    assert len(paths) == 42 == len(set(paths))
+    # 40 images + 2 outside, each once: nothing through the loop, the link back or ext2;
+    # and the broken link with an image's name, recorded as a failed row like before
+    assert len(paths) == 43 == len(set(paths))
+    assert errors[paths.index("awe/broken.jpg")] == "file not found (or a broken link)"
     # the first link to the outside folder in sorted order is walked, the second recorded
     assert sorted(p for p in paths if "/ext" in p) == ["disgust/ext2/more/out0.png",
                                                        "disgust/ext2/more/out1.png"]
     assert "awe/caf\\xe9 \\xff.jpg" in paths  # readable, reversible
-    assert all((messy / p).is_file() for p in fs_paths)
+    assert all((messy / p).is_file() for p in fs_paths if p != "awe/broken.jpg")
     assert os.fsencode(messy / fs_paths[paths.index("awe/caf\\xe9 \\xff.jpg")]).endswith(BAD_NAME)
     assert skipped == {
         "joy": "link to a folder that holds DATA (a loop)",
         "sadness/again": "link back into DATA (its folder is used where it lies)",
         "fear/ext": "folder already walked (a second link to it, or a link cycle)",
-        "awe/broken.jpg": "broken link", "awe/notes.txt": "not an image by its extension (.txt)",
+        "awe/old-album": "broken link", "awe/notes.txt": "not an image by its extension (.txt)",
         "awe/.DS_Store": "hidden", "README": "not in a class folder"}
     assert (links_out, links_in) == (2, 2)
     for entry in _entries(messy):
@@ -87,7 +90,7 @@ def test_messy_folder_every_entry_used_or_recorded(messy, tmp_path):
     info = run_featx("info", out)
     assert info.exit_code == 0 and "Traceback" not in info.output
     for line in ("2 folder links lead outside DATA", "2 folder links lead back into DATA",
-                 "7 entries under DATA not used", "1 broken link: e.g. awe/broken.jpg"):
+                 "7 entries under DATA not used", "1 broken link: e.g. awe/old-album"):
         assert line in info.output, info.output
 
 
