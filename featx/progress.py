@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
 T = TypeVar("T")
-INTERVAL = float(os.environ.get("FEATX_PROGRESS_SECONDS", "10"))  # between plain lines
+INTERVAL = float(os.environ.get("FEATX_PROGRESS_SECONDS", "5"))  # between plain lines
 
 
 def _live(stream: IO) -> bool:
