@@ -24,11 +24,11 @@ from featx.dataset import Collection, FolderScan, load_collection
 from featx.errors import FeatxError
 from featx.extractor import pooled_dims
 from featx.finite import NonFiniteFeatures, stored_features
-from featx.levels import parse_levels
 from featx.info import describe_scan
+from featx.levels import parse_levels
 from featx.lock import OutputLock
-from featx.pathnames import show
 from featx.parts import ChunkWriter, Parts, os_error
+from featx.pathnames import show
 from featx.pooling import get_pool
 from featx.progress import Progress
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
