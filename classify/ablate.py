@@ -131,6 +131,33 @@ def grid_specs(caches: Sequence[str], grid: str) -> tuple[list[RowSpec], RowSpec
     return specs, base
 
 
+def check_comparable(caches: Sequence[str]) -> None:
+    """Rows of several caches are compared only over the same classes and, for the images they
+    share (same relative path), the same labels; the first difference is the error."""
+    first = None
+    for c in caches:
+        with Cache(c) as cache:
+            classes = cache.classes
+            labels = dict(zip(cache.paths, cache.labels.tolist()))
+        if first is None:
+            first = (c, classes, labels)
+            continue
+        c0, classes0, labels0 = first
+        if classes != classes0:
+            diff = next((i for i, (a, b) in enumerate(zip(classes0, classes)) if a != b),
+                        min(len(classes0), len(classes)))
+            what = (f"class {diff} is {classes0[diff]!r} in {c0}, {classes[diff]!r} in {c}"
+                    if diff < min(len(classes0), len(classes)) else
+                    f"{len(classes0)} classes in {c0}, {len(classes)} in {c}")
+            raise FeatxError(f"ablate: {c0} and {c} have other class lists ({what}); their rows "
+                             f"cannot be compared")
+        for p in sorted(labels0.keys() & labels.keys()):
+            if labels0[p] != labels[p]:
+                raise FeatxError(f"ablate: {c0} and {c} label the same image differently "
+                                 f"({p}: {classes[labels0[p]]} vs {classes[labels[p]]}); their "
+                                 f"rows cannot be compared")
+
+
 def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1,
             split: str | None = None, task: str | None = None) -> list[dict]:
     """Compute one row -- under k-fold, each fold's and the summary -- (its fits one after
@@ -211,10 +238,11 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
              task: str | None = None) -> GridRun:
     """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from featx.progress import track
 
     from classify.models import model_kind
 
+    check_comparable(caches)
     specs, base = grid_specs(caches, grid)
     fps = {}
     for c in caches:
@@ -236,8 +264,8 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
             delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task)
             for i in todo)
-        for i, stored in tqdm(gen, total=len(todo), desc="ablation rows", unit="row",
-                              disable=quiet):
+        for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
+                               quiet=quiet):
             done[i] = [_result(d) for d in stored]
     # under k-fold a spec has its fold rows and then its summary (the row compared)
     summaries = [done[i][-1] for i in range(len(specs))]

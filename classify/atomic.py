@@ -11,6 +11,25 @@ from pathlib import Path
 from featx.errors import FeatxError
 
 
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_normal_mode(path: str | os.PathLike) -> None:
+    """The permissions open() would have given a new file (0666 less the umask): mkstemp's
+    files are owner-only, which the file would otherwise keep after os.replace."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call `write(tmp_path)`, then move tmp_path onto `path`; a failure leaves `path` untouched."""
     path = Path(path)
@@ -18,6 +37,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        give_normal_mode(tmp)
     except OSError as e:
         raise FeatxError(f"{path}: cannot write here ({e.strerror or e})") from None
     try:

@@ -37,12 +37,17 @@ _SPLIT = click.option("--split", default=None,
 _TASK = click.option("--task", default="emotion", show_default=True,
                      help="emotion, sentiment (SPEC's positive/negative map) or a map file "
                           "class,sentiment.")
+_DATA = click.option("--data", type=click.Path(exists=True),
+                      help="The image folder (or CSV) the cache was extracted from, for the "
+                           "--report gallery (default: the folder the cache records).")
 _WEIGHTED = click.option("--weighted", is_flag=True,
                          help="Class-balanced training (weights inversely proportional to "
                               "class frequency).")
 
 
-def _emit(results, classes, json_path, report_dir, title: str) -> None:
+def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
+          quiet: bool = False) -> None:
+    """Table, --json and --report; `evaluated()` gives the gallery's images (None: none)."""
     from classify.atomic import write_json
     from classify.report import text_table, write_report
     from classify.rows import rows_document
@@ -52,8 +57,40 @@ def _emit(results, classes, json_path, report_dir, title: str) -> None:
     if json_path:
         write_json(json_path, doc)
     if report_dir:
-        page = write_report(report_dir, doc["rows"], classes, title=title)
-        click.echo(f"report: {page}", err=True)
+        gallery = None
+        if evaluated is not None:
+            from classify.gallery import write_gallery
+
+            gallery = write_gallery(report_dir, evaluated(), title=f"{title}: error analysis",
+                                    quiet=quiet)
+        page = write_report(report_dir, doc["rows"], classes, title=title, gallery=gallery)
+        click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else ""), err=True)
+
+
+def _images_found(cache, data, report_dir) -> bool:
+    """Whether `--report` can add a gallery: CACHE's images are found (from --data or the
+    folder the cache records); a bad --data is an error, unknown images only a note."""
+    if not report_dir:
+        return False
+    from classify.gallery import data_root
+    from featx.cache import Cache
+
+    with Cache(cache) as c:
+        attrs = c.attrs
+    try:
+        data_root(attrs, data, cache)
+    except FeatxError as e:
+        if data is not None:
+            raise
+        click.echo(f"note: no error-analysis gallery: {e}", err=True)
+        return False
+    return True
+
+
+def _gallery_of(trained, data):
+    from classify.gallery import evaluated_from_trained
+
+    return lambda: evaluated_from_trained(trained, data)
 
 
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
@@ -97,12 +134,13 @@ def main() -> None:
               help="For --eval: other_class,train_class per line, for differing names.")
 @_JSON
 @_REPORT
+@_DATA
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
 def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
-        class_map, json_path, report_dir, quiet, seed, jobs):
+        class_map, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHE's LEVELS; evaluate on val and test."""
     from classify.persist import save_model
     from classify.protocol import class_map_file
@@ -117,11 +155,13 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
         raise FeatxError(f"--out with --split {split}: k-fold trains one model per fold; save "
                          f"one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
+    gallery = _images_found(cache, data, report_dir)
     trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
                       quiet=quiet, split=split, task=task, target=target,
                       eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify fit: {trained.results[0].row['name']}")
+          f"classify fit: {trained.results[0].row['name']}",
+          _gallery_of(trained, data) if gallery else None, quiet)
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -141,11 +181,12 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @_TASK
 @_JSON
 @_REPORT
+@_DATA
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, json_path,
+def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, data, json_path,
           report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHE; rows for each level and for the stack."""
     from classify.persist import save_model
@@ -154,10 +195,12 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, js
     if folds < 2:
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
+    gallery = _images_found(cache, data, report_dir)
     trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
                         jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify stack: {trained.results[-1].row['name']}")
+          f"classify stack: {trained.results[-1].row['name']}",
+          _gallery_of(trained, data) if gallery else None, quiet)
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -227,6 +270,25 @@ def zeroshot(cache, json_path, report_dir, seed):
 
 
 @main.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--trust", is_flag=True,
+              help="Confirm that OLD comes from you or someone you trust: converting opens it "
+                   "with pickle, which can run any code it holds.")
+@one_line_errors
+def convert(old, new, trust):
+    """Rewrite an old (joblib) model file OLD in the current format, which opens without running
+    code, as NEW. The only command that ever opens a pickle."""
+    from classify.persist import convert_legacy
+
+    if not trust:
+        raise FeatxError(f"{old}: converting opens the file with pickle, which runs any code "
+                         f"the file holds; if you made it or trust who did, pass --trust")
+    _check_outputs({"NEW": new}, {})
+    click.echo(f"model: {convert_legacy(old, new)}", err=True)
+
+
+@main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path())
 @click.option("--out", "csv_out", default="predictions.csv", show_default=True,
@@ -235,9 +297,13 @@ def zeroshot(cache, json_path, report_dir, seed):
               help="Images per batch when TARGET is an image folder.")
 @click.option("--device", default="auto", show_default=True,
               help="Feature extraction device for an image folder.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Write an error-analysis gallery and the scores of the labelled images "
+                   "(a cache's test rows, or a folder's images in class folders) here.")
+@_DATA
 @_QUIET
 @one_line_errors
-def predict(model, target, csv_out, batch_size, device, quiet):
+def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet):
     """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
     from pathlib import Path
 
@@ -245,12 +311,20 @@ def predict(model, target, csv_out, batch_size, device, quiet):
     from classify.persist import load_model
     from classify.predict import predict_cache, predict_images, predictions_csv
 
-    _check_outputs({"--out": csv_out}, {})
+    _check_outputs({"--out": csv_out}, {"--report": report_dir})
     bundle = load_model(model)
     target = Path(target)
+    root, escaped = target, True
     if target.is_dir():
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
+        if report_dir:  # find the images first, not after the predictions
+            from classify.gallery import data_root
+            from featx.cache import Cache
+
+            with Cache(target) as c:
+                root = data_root(c.attrs, data, str(target))
+                escaped = bool(c.attrs.get("path_escapes"))
         preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
@@ -259,3 +333,18 @@ def predict(model, target, csv_out, batch_size, device, quiet):
     click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
                + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
                err=True)
+    if report_dir:
+        import numpy as np
+
+        from classify.gallery import evaluated_from_predictions
+        from classify.rows import make_result
+
+        ev, which = evaluated_from_predictions(preds, bundle["classes"], root, escaped)
+        recipe = bundle.get("recipe", {})
+        empty = np.zeros(0, dtype=np.int64)
+        res = make_result(f"{Path(model).name} on {target.name} ({which})", bundle["levels"],
+                          recipe.get("model", "?"), bool(recipe.get("weighted", False)),
+                          list(bundle["classes"]), (empty, empty),
+                          (ev.y_true, ev.proba.argmax(axis=1)), ev.paths)
+        _emit([res], bundle["classes"], None, report_dir, f"classify predict: {res.row['name']}",
+              lambda: ev, quiet)

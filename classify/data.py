@@ -69,6 +69,7 @@ def _read_rows(cache: Cache, levels: Sequence[str], row_sets: dict[str, np.ndarr
     start = 0
     for lv, d in zip(levels, dims):
         full = cache.features([lv], dtype=cache.f["features"][lv].dtype)  # no cast: read once
+        _check_finite(cache, lv, full, np.concatenate(list(row_sets.values())))
         for s, r in row_sets.items():
             X[s][:, start:start + d] = full[r]
         start += d
@@ -136,6 +137,16 @@ def load_levels(path: str | os.PathLike, levels: Sequence[str],
         raise CacheError(f"{path}: a k-fold protocol has several rounds; iterate them with "
                          f"classify.data.iter_rounds")
     return data
+
+
+def _check_finite(cache: Cache, level: str, x: np.ndarray, rows: np.ndarray) -> None:
+    """Caches written before featx checked its features may hold inf (float16 overflow)."""
+    bad = rows[~np.isfinite(x[rows]).all(axis=1)]
+    if len(bad):
+        raise CacheError(f"{cache.path}: level {level} has NaN or infinite features in "
+                         f"{len(bad)} usable rows (e.g. {cache.paths[bad[0]]}); extract the cache "
+                         f"again (with --dtype float32 if it is float16: "
+                         f"{cache.attrs.get('dtype')})")
 
 
 def check_same_features(path: str | os.PathLike, train: str | os.PathLike) -> None:

@@ -28,6 +28,16 @@ def bootstrap_accuracy_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0
     return [float(lo), float(hi)]
 
 
+def macro_recall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes in y_true or y_pred (scikit-learn's macro recall)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = np.union1d(y_true, y_pred)
+    if not len(labels):
+        return float("nan")
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) if (y_true == c).any() else 0.0
+                          for c in labels]))
+
+
 def evaluate(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
              seed: int = 0) -> dict:
     """SPEC's M: accuracy, macro recall, macro F1, per-class recall, confusion, accuracy CI, n."""
@@ -39,6 +49,9 @@ def evaluate(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str
     predicted = cm.sum(axis=0)
     tp = np.diag(cm).astype(np.float64)
     present = support > 0
+    # the macro averages run over every class in y_true or y_pred, as scikit-learn's default
+    # labels do: a class absent from the split but predicted adds a zero
+    counted = present | (predicted > 0)
     recall = np.divide(tp, support, out=np.zeros(k), where=present)
     precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
@@ -47,9 +60,8 @@ def evaluate(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str
     correct = y_true == y_pred
     return {
         "accuracy": float(correct.mean()) if n else float("nan"),
-        # classes absent from this split do not count towards the macro averages
-        "macro_recall": float(recall[present].mean()) if present.any() else float("nan"),
-        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "macro_recall": float(recall[counted].mean()) if n else float("nan"),
+        "macro_f1": float(f1[counted].mean()) if n else float("nan"),
         "per_class_recall": {c: (float(recall[i]) if present[i] else None)
                              for i, c in enumerate(classes)},
         "confusion": cm.tolist(),

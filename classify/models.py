@@ -53,16 +53,21 @@ def _logreg(weighted: bool = False, seed: int = 0, threads: int | None = None):
 
 
 def _linsvm(weighted: bool = False, seed: int = 0, threads: int | None = None):
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
+    from classify.calibration import BalancedCalibratedClassifierCV
+
     # a linear SVM has no probabilities; sigmoid calibration on 3 internal folds gives them
-    # (predict CSVs and stacking need them) at the price of three extra fits
-    svm = LinearSVC(C=0.01, class_weight=_balanced(weighted), random_state=seed, max_iter=5000)
+    # (predict CSVs and stacking need them) at the price of three extra fits. Balanced sample
+    # weights reach the SVM's fits and the calibrators alike (a class_weight on the SVM alone
+    # would be undone by unweighted calibrators)
+    svm = LinearSVC(C=0.01, random_state=seed, max_iter=5000)
     return Pipeline([("scale", StandardScaler()),
-                     ("clf", CalibratedClassifierCV(svm, method="sigmoid", cv=3, ensemble=False))])
+                     ("clf", BalancedCalibratedClassifierCV(svm, method="sigmoid", cv=3,
+                                                            ensemble=False,
+                                                            class_weight=_balanced(weighted)))])
 
 
 def _lgbm(weighted: bool = False, seed: int = 0, threads: int | None = None):

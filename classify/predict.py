@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from featx.cache import Cache, CacheError
-from featx.dataset import is_image
+from featx.dataset import walk_folder
+from featx.pathnames import show
 from featx.errors import FeatxError
 
 
@@ -72,13 +73,8 @@ def _settings_diff(bundle: dict, cache: Cache) -> str:
 
 
 def find_images(folder: Path) -> list[str]:
-    """Relative paths of every image under `folder`, sorted."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        out += [Path(dirpath, n).relative_to(folder).as_posix() for n in filenames
-                if is_image(n) and not n.startswith(".")]
-    return sorted(out)
+    """Relative paths of every image under `folder`, sorted (each real folder walked once)."""
+    return [p for p, _ in walk_folder(folder, class_folders=False).items]
 
 
 def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int = 64,
@@ -108,7 +104,7 @@ def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int =
                          f"); e.g. another device precision or decoder: extract a cache with "
                          f"featx extract and predict on it")
     proba = _assemble(bundle, features, np.asarray(valid, dtype=bool))
-    return Predictions(rel, proba, [e or "" for e in errors])
+    return Predictions([show(p) for p in rel], proba, [show(e or "") for e in errors])
 
 
 def predictions_csv(preds: Predictions, classes: list[str]) -> str:

@@ -197,8 +197,9 @@ def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
 
 
 def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Sequence[str],
-                 title: str = "classify report") -> Path:
-    """confusion_<i>.png for the best rows, recall.png, table.md, table.csv and index.html."""
+                 title: str = "classify report", gallery: Path | None = None) -> Path:
+    """confusion_<i>.png for the best rows, recall.png, table.md, table.csv and index.html
+    (linking to `gallery`, an error-analysis page in the same folder, when given)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     picked = _pick(rows)
@@ -211,11 +212,12 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
     recall_png(folder / "recall.png", picked, classes)
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
-    write_text(folder / "index.html", _page(title, rows, images))
+    write_text(folder / "index.html", _page(title, rows, images, gallery))
     return folder / "index.html"
 
 
-def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]]) -> str:
+def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
+          gallery: Path | None = None) -> str:
     cols = _columns(rows)
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
@@ -230,6 +232,8 @@ figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Accuracy and macro recall in %; the interval is a bootstrap 95% CI of test accuracy.</p>
 <table><tr>{head}</tr>{body}</table>
+{f'<p><a href="{gallery.name}">Error analysis: confusions with their images</a></p>'
+ if gallery else ""}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
 <h2>Confusion matrices (test, best rows)</h2>{figs}
 </body></html>

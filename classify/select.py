@@ -12,10 +12,11 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
+from classify.metrics import macro_recall
 from classify.models import make_model, model_kind
 from featx.errors import FeatxError
+from featx.progress import track
 
 
 @dataclass
@@ -38,8 +39,7 @@ def selection_metric(weighted: bool) -> str:
 def _score(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
     if metric == "accuracy":
         return float(np.mean(y_true == y_pred))
-    recalls = [np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]
-    return float(np.mean(recalls))
+    return macro_recall(y_true, y_pred)
 
 
 def _groups(grid: list[dict], staged: str | None) -> list[tuple[dict, list[int]]]:
@@ -103,8 +103,8 @@ def select_and_fit(model: str, X_train: np.ndarray, y_train: np.ndarray,
                                 X_val if te is None else X_train[te],
                                 y_val if te is None else y_train[te], metric, kind, rounds[fi])
             for fi, tr, te in tasks)
-        results = list(tqdm(gen, total=len(tasks), desc=desc, unit="fit", disable=quiet,
-                            leave=False))
+        results = list(track(gen, total=len(tasks), desc=desc, unit="fit", quiet=quiet,
+                             leave=False))
     per_candidate: dict[int, list[float]] = {}
     fitted: dict[int, object] = {}
     for (fi, tr, te), (est, scores) in zip(tasks, results):

@@ -13,9 +13,9 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from featx.errors import FeatxError
+from featx.progress import track
 
 
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -187,9 +187,9 @@ class LevelStacker(ClassifierMixin, BaseEstimator):
             gen = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
                 delayed(_fit_level)(clone(base), X, y_enc, cols[li], tr, te, k)
                 for li, tr, te in jobs)
-            results = list(tqdm(gen, total=len(jobs), unit="fit", leave=False,
-                                disable=not self.verbose,
-                                desc=f"stack: {len(cols)} levels x {self.folds} folds + refits"))
+            results = list(track(gen, total=len(jobs), unit="fit", leave=False,
+                                 quiet=not self.verbose,
+                                 desc=f"stack: {len(cols)} levels x {self.folds} folds + refits"))
         oof = np.zeros((len(y_enc), len(cols), k), dtype=np.float32)
         self.bases_ = [None] * len(cols)
         for (li, tr, te), res in zip(jobs, results):

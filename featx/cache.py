@@ -17,6 +17,7 @@ import numpy as np
 
 from featx.errors import FeatxError
 from featx.levels import ALL_LEVELS
+from featx.pathnames import from_stored, os_bytes, to_stored
 from featx.splits import SPLIT_NAMES
 
 FORMAT = "featx-cache"
@@ -38,7 +39,7 @@ def list_fingerprint(paths: Sequence[str], labels: np.ndarray, split: np.ndarray
     """Hash of the file list, labels and split: the part of the fingerprint that is about data."""
     h = hashlib.sha256()
     for p, y, s in zip(paths, np.asarray(labels).tolist(), np.asarray(split).tolist()):
-        h.update(f"{p}\0{y}\0{s}\n".encode())
+        h.update(os_bytes(p) + f"\0{y}\0{s}\n".encode())
     return h.hexdigest()
 
 
@@ -89,6 +90,7 @@ class CacheWriter:
             for k, v in meta.attrs().items():
                 self.f.attrs[k] = v
             self.f.attrs["complete"] = False
+            self.f.attrs["path_escapes"] = 1  # featx.pathnames: names that are not UTF-8
             g = self.f.create_group("features")
             chunk_rows = max(1, min(n, 1024))
             for level, d in dims.items():
@@ -96,7 +98,8 @@ class CacheWriter:
                                  chunks=(chunk_rows, int(d)) if n else None, fillvalue=0)
             self.f.create_dataset("labels", data=np.asarray(labels, dtype=np.int16))
             self.f.create_dataset("split", data=np.asarray(split, dtype=np.uint8))
-            self.f.create_dataset("paths", data=np.array(list(paths), dtype=object), dtype=_STR)
+            self.f.create_dataset("paths", data=np.array([to_stored(p) for p in paths],
+                                                         dtype=object), dtype=_STR)
             self.f.create_dataset("valid", shape=(n,), dtype=bool, fillvalue=False)
             self.f.create_dataset("errors", shape=(n,), dtype=_STR, fillvalue="")
         except BaseException:
@@ -110,7 +113,7 @@ class CacheWriter:
             self.f["features"][level][start:stop] = x
         self.f["valid"][start:stop] = np.asarray(valid, dtype=bool)
         if any(errors):
-            self.f["errors"][start:stop] = np.array(list(errors), dtype=object)
+            self.f["errors"][start:stop] = np.array([to_stored(e) for e in errors], dtype=object)
 
     def write_zeroshot(self, templates: Sequence[str], class_embeddings: np.ndarray,
                        logit_scale: float) -> None:
@@ -145,6 +148,11 @@ class CacheWriter:
         """Root attributes known only once the rows are written (e.g. the failure count)."""
         for k, v in attrs.items():
             self.f.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+
+    def add_strings(self, name: str, values: Sequence[str]) -> None:
+        """An extra [n] dataset of text (e.g. skipped/path), names made storable."""
+        self.f.create_dataset(name, data=np.array([to_stored(v) for v in values], dtype=object),
+                              dtype=_STR)
 
     def commit(self) -> Path:
         try:
@@ -256,6 +264,13 @@ class Cache:
                 idx = [where[p] for p in members if p in where]
                 groups[idx] = min(idx) if idx else 0
         return groups
+
+    @property
+    def fs_paths(self) -> list[str]:
+        """The paths as the file system names them (for open()); `paths` are for showing."""
+        if not self.attrs.get("path_escapes"):
+            return self.paths
+        return [from_stored(p) for p in self.paths]
 
     @property
     def errors(self) -> list[str]:

@@ -80,6 +80,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     `torchrun --nproc-per-node N -m featx extract ...` the ranks share the work."""
     from featx import distributed
     from featx.extract import ExtractConfig, describe_failures, run_extract
+    from featx.pathnames import show
 
     cfg = ExtractConfig(data=data, backbone=backbone, weights=weights, layers=layers, pool=pool,
                         image_size=image_size, batch_size=batch_size, workers=workers,
@@ -94,10 +95,10 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     if quiet or result.status == "shard-done":
         return
     if result.status == "written":
-        _err(f"wrote {result.out}: {result.n} images in {result.seconds:.1f} s")
+        _err(f"wrote {show(result.out)}: {result.n} images in {result.seconds:.1f} s")
     for line in describe_failures(result):
         _err(line)
-    click.echo(str(result.out))
+    click.echo(show(result.out))
 
 
 @main.command()

@@ -13,6 +13,7 @@ import numpy as np
 
 from featx.datasets.base import ReadOptions
 from featx.errors import FeatxError
+from featx.pathnames import to_stored
 from featx.splits import (SPLIT_NAMES, check_spec, fold_view, is_kfold, kfold_assign, parse_kfold,
                           stratified_split)
 
@@ -22,6 +23,17 @@ CONFLICT_POLICIES = ("keep", "drop", "majority")
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 )
+
+
+@dataclass
+class FolderScan:
+    """What walking a class-folder tree found: the images, and every other entry with the
+    reason it is not used."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)  # (relative path, class)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    links_out: int = 0  # folder links leading outside DATA (followed, each folder once)
+    links_in: int = 0  # folder links back into DATA (not followed: walked where they lie)
 
 
 @dataclass
@@ -44,6 +56,7 @@ class Collection:
     conflict_policy: str = "keep"
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
     notes: list[str] = field(default_factory=list)
+    scan: FolderScan | None = None  # a folder's entries that are not used, and its links
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -59,19 +72,78 @@ def is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+_LINK_IN = "link back into DATA (its folder is used where it lies)"
+_LINK_UP = "link to a folder that holds DATA (a loop)"
+_WALKED = "folder already walked (a second link to it, or a link cycle)"
+
+
+def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
+    """Every entry under root/<class>/... (or anywhere under root, class "", without
+    `class_folders`): each real folder is walked once, by (device, inode), so links can neither
+    loop nor repeat rows; folder links back into root or to a folder holding it are not
+    followed."""
+    scan = FolderScan()
+    real_root = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+
+    def within(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    def is_dir(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir()
+        except OSError:  # e.g. a link to itself: not a folder, a file that fails to decode
+            return False
+
+    def walk(path: str, rel: str, label: str | None) -> None:
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in seen:
+                scan.skipped.append((rel, _WALKED))
+                return
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as e:
+            scan.skipped.append((rel or ".", f"unreadable folder ({e.strerror or e})"))
+            return
+        for entry in entries:
+            r = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                if entry.name.startswith("."):
+                    scan.skipped.append((r, "hidden"))
+                elif is_dir(entry):
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if within(target, real_root) or within(real_root, target):
+                            scan.links_in += 1
+                            scan.skipped.append((r, _LINK_IN if within(target, real_root)
+                                                 else _LINK_UP))
+                            continue
+                        scan.links_out += 1
+                    walk(entry.path, r,
+                         to_stored(entry.name.lower()) if label is None else label)
+                elif label is None:
+                    scan.skipped.append((r, "not in a class folder"))
+                elif is_image(entry.name):  # a row even if unreadable: the decoder says why
+                    scan.items.append((r, label))
+                elif entry.is_file():
+                    ext = os.path.splitext(entry.name)[1]
+                    scan.skipped.append((r, f"not an image by its extension ({ext or 'none'})"))
+                elif entry.is_symlink():
+                    scan.skipped.append((r, "broken link"))
+                else:
+                    scan.skipped.append((r, "not a regular file"))
+            except OSError as e:
+                scan.skipped.append((r, f"unreadable ({e.strerror or e})"))
+
+    walk(os.fspath(root), "", None if class_folders else "")
+    scan.items.sort()
+    return scan
+
+
 def scan_folder(root: Path) -> list[tuple[str, str]]:
     """(relative posix path, class) for every image under root/<class>/..., sorted by path."""
-    items = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        label = class_dir.name.lower()
-        for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if is_image(name) and not name.startswith("."):
-                    rel = Path(dirpath, name).relative_to(root).as_posix()
-                    items.append((rel, label))
-    items.sort()
-    return items
+    return walk_folder(root).items
 
 
 def file_digest(path: Path) -> str:
@@ -152,12 +224,13 @@ def load_collection(data: str | os.PathLike, split: str | None = None, seed: int
                                          "csv" if fmt == "csv" else "official")
     dups: dict[int, list[str]] = defaultdict(list)
     for i, g in enumerate(groups):
-        dups[int(g)].append(paths[i])
+        dups[int(g)].append(to_stored(paths[i]))
     dup_list = [members for members in dups.values() if len(members) > 1]
     return Collection(root=root, paths=paths, labels=labels, classes=classes, split=split_arr,
                       split_spec=spec, seed=seed, duplicates=dup_list, fold=fold,
                       label_dist=dist, extras=extras, dataset_format=fmt, conflicts=found,
-                      conflict_policy=conflicts, dropped=dict(it.dropped), notes=list(it.notes))
+                      conflict_policy=conflicts, dropped=dict(it.dropped), notes=list(it.notes),
+                      scan=it.scan)
 
 
 def assign_split(labels: np.ndarray, groups: np.ndarray, spec: str | None, seed: int,

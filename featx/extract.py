@@ -20,13 +20,18 @@ import numpy as np
 from featx import __version__
 from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
-from featx.dataset import Collection, describe_conflicts, load_collection
+from featx.dataset import Collection, FolderScan, describe_conflicts, load_collection
 from featx.errors import FeatxError
 from featx.extractor import check_pool, pooled_dims
+from featx.finite import NonFiniteFeatures, stored_features
+from featx.info import describe_scan
 from featx.levels import parse_levels
+from featx.lock import OutputLock
 from featx.parts import ChunkWriter, Parts, os_error
+from featx.pathnames import show
 from featx.pooling import ALL_POOLS
 from featx.preprocess import preprocessing_id
+from featx.progress import Progress
 from featx.settings import difference, feature_fingerprint, from_cache_attrs, full_fingerprint
 from featx.tasks import task_name
 from featx.weights import check_weights, weights_identity
@@ -76,6 +81,7 @@ class ExtractResult:
     conflicts: list[dict] = field(default_factory=list)
     conflict_policy: str = "keep"
     dropped: dict[str, int] = field(default_factory=dict)
+    scan: FolderScan | None = None  # entries of a folder DATA that are not used, its links
     seconds: float = 0.0  # the whole command
     loop_seconds: float = 0.0  # decoding + forward + chunk writing of this rank (no setup)
 
@@ -178,7 +184,21 @@ def _precision(device) -> str:
 
 
 def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
-    """The whole extract command; every rank of a torchrun job calls it."""
+    """The whole extract command; every rank of a torchrun job calls it. Rank 0 holds `--out`'s
+    lock for the job (featx.lock): one run per output at a time."""
+    from featx import distributed
+
+    if not distributed.from_env().is_main:
+        return _run_extract(cfg, log)
+    _check_options(cfg)
+    with OutputLock(Path(cfg.out) if cfg.out else
+                    default_out(cfg.data, cfg.backbone, cfg.pool)) as lock:
+        if lock.taken_over and not cfg.quiet:
+            log(lock.taken_over)
+        return _run_extract(cfg, log)
+
+
+def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     from featx import distributed
     from featx.engine import default_dtype, resolve_device
 
@@ -212,7 +232,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     fp = full_fingerprint(settings)
     result = ExtractResult(out=out, status="written", n=len(coll), duplicates=coll.duplicates,
                            conflicts=coll.conflicts, conflict_policy=coll.conflict_policy,
-                           dropped=coll.dropped)
+                           dropped=coll.dropped, scan=coll.scan)
 
     # every rank makes the same read-only checks, so all refuse alike without waiting on another
     if _check_existing_out(out, settings, fp):
@@ -248,14 +268,20 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
             say(f"resuming {parts.dir}: {n_chunks - len(todo)} of {n_chunks} chunks already done")
     todo = world.broadcast(todo)
     mine = world.shard(todo)
-    say(f"{len(coll)} images in {len(coll.classes)} classes from {cfg.data}; {cfg.backbone} "
-        f"{','.join(levels)} {pool} at {pp.input_size} px on {device}"
+    say(f"{len(coll)} images in {len(coll.classes)} classes from {show(cfg.data)}; "
+        f"{cfg.backbone} {','.join(levels)} {pool} at {pp.input_size} px on {device}"
         + (f" ({world.size} processes)" if world.size > 1 else ""))
 
     if todo:
-        result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels, pool,
-                                              device, dtype, decoder, world, quiet=cfg.quiet,
-                                              templates=templates)
+        try:
+            result.loop_seconds = _compute_chunks(cfg, coll, mine, chunk_size, parts, levels,
+                                                  pool, device, dtype, decoder, world,
+                                                  quiet=cfg.quiet, templates=templates)
+        except NonFiniteFeatures as e:
+            if world.is_main and not parts.done(n_chunks):
+                parts.remove()  # nothing computed that a rerun could use
+                raise
+            raise NonFiniteFeatures(f"{e} (then delete {show(parts.dir)})") from None
     world.barrier()
     if not world.is_main:
         return _summarise(result, out, "shard-done", t0, read=False)
@@ -279,6 +305,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
                "label_conflicts": coll.conflicts[:100], "n_label_conflicts": len(coll.conflicts),
                "dropped": coll.dropped,
                "task": task_name(cfg.task),
+               "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
     _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
@@ -364,8 +391,6 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
                     world, quiet: bool, templates: list[str] | None = None) -> float:
     """Run this rank's chunks through the model; each finished chunk goes to the writer thread.
     Returns the seconds the loop took (model building excluded)."""
-    from tqdm import tqdm
-
     from featx.engine import Engine
     from featx.loader import ChunkBatches, default_workers, make_loader
 
@@ -374,7 +399,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     if not world.is_main:
         world.barrier()
     engine = Engine(cfg.backbone, cfg.weights, levels, pool, device, dtype, seed=cfg.seed,
-                    progress=not quiet and world.is_main, image_size=cfg.image_size)
+                    progress=not quiet and world.is_main and sys.stderr.isatty(),
+                    image_size=cfg.image_size)
     pp = engine.preprocess
     if world.is_main:
         world.barrier()
@@ -385,8 +411,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
     dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
-    bar = tqdm(total=total, unit="img", disable=quiet or not world.is_main, dynamic_ncols=True,
-               desc="extract" if world.size == 1 else f"extract (rank 0 of {world.size})")
+    bar = Progress(total, "extract" if world.size == 1 else f"extract (rank 0 of {world.size})",
+                   "img", quiet=quiet or not world.is_main)
     current, buf = -1, []
     t0 = time.perf_counter()
     try:
@@ -394,7 +420,8 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
                                  decoder.collate):
             idx, images, errors = decoder.finish(batch, device, pp)
             valid = np.array([not e for e in errors], dtype=bool)
-            feats = engine(images, valid)
+            feats = stored_features(engine.forward(images), valid, engine.np_dtype,
+                                    [show(coll.paths[int(i)]) for i in idx])
             k = int(idx[0]) // chunk_size
             if k != current:
                 current, buf = k, []
@@ -426,6 +453,9 @@ def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: P
             start += len(valid)
             n_failed += int((~valid).sum())
         writer.set_attrs(n_failed=n_failed)
+        if coll.scan is not None and coll.scan.skipped:
+            writer.add_strings("skipped/path", [p for p, _ in coll.scan.skipped])
+            writer.add_strings("skipped/reason", [r for _, r in coll.scan.skipped])
     except OSError as e:
         writer.abort()
         raise os_error(out, e, "write the cache") from None
@@ -457,8 +487,6 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     """Features of arbitrary image files in memory, by the same preprocessing and model path as
     `featx extract` (no cache written): ({level: [n, D]}, valid [n], errors [n],
     feature_fingerprint) -- compare the last with a cache's `feature_fingerprint` attribute."""
-    from tqdm import tqdm
-
     from featx.engine import Engine, default_dtype, resolve_device
     from featx.loader import default_workers, make_loader
 
@@ -474,21 +502,22 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     pp = bb.preprocess(image_size)
     settings = feature_settings(backbone, weights, levels, pool, pp.input_size, dtype, seed,
                                 preprocessing_id(decoder.preprocessing, pp), _precision(dev))
-    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed, progress=not quiet,
-                    image_size=image_size)
+    engine = Engine(backbone, weights, levels, pool, dev, dtype, seed=seed,
+                    progress=not quiet and sys.stderr.isatty(), image_size=image_size)
     n = len(paths)
     feats = {lv: np.zeros((n, d), dtype=engine.np_dtype) for lv, d in engine.dims.items()}
     valid = np.zeros(n, dtype=bool)
     errors = [""] * n
     batches = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
     workers = default_workers(dev.type) if workers is None else workers
-    with tqdm(total=n, unit="img", disable=quiet, dynamic_ncols=True, desc="features") as bar:
+    with Progress(n, "features", "img", quiet=quiet) as bar:
         for batch in make_loader(decoder.dataset(list(paths), pp), batches, workers,
                                  _pin(decoder, dev), decoder.collate):
             idx, images, errs = decoder.finish(batch, dev, pp)
             ok = np.array([not e for e in errs], dtype=bool)
             rows = idx.numpy()
-            for lv, x in engine(images, ok).items():
+            for lv, x in stored_features(engine.forward(images), ok, engine.np_dtype,
+                                         [show(paths[int(i)]) for i in rows]).items():
                 feats[lv][rows] = x
             valid[rows] = ok
             for i, e in zip(rows, errs):
@@ -497,9 +526,20 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     return feats, valid, errors, feature_fingerprint(settings)
 
 
+def scan_attrs(scan: FolderScan | None) -> dict:
+    """Root attributes about the walk of a folder DATA (rows of /skipped: what was not used)."""
+    if scan is None:
+        return {}
+    return {"n_skipped": len(scan.skipped), "links_out": scan.links_out,
+            "links_in": scan.links_in}
+
+
 def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
     """Lines for the end-of-run report: failures with reasons, duplicate groups."""
     lines = []
+    if result.scan is not None:
+        lines += describe_scan([(show(p), r) for p, r in result.scan.skipped],
+                               result.scan.links_out, result.scan.links_in)
     if result.n_failed:
         lines.append(f"{result.n_failed} of {result.n} images could not be used (recorded in "
                      f"/valid and /errors):")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,6 +15,31 @@ def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+
+
+def describe_scan(skipped: Sequence[tuple[str, str]], links_out: int, links_in: int,
+                  limit: int = 3) -> list[str]:
+    """Lines about the entries of DATA that are not used (counts per reason, examples; paths as
+    shown, featx.pathnames) and its folder links."""
+    lines = []
+    if links_out:
+        lines.append(f"{links_out} folder links lead outside DATA (followed; each folder "
+                     f"walked once)")
+    if links_in:
+        lines.append(f"{links_in} folder links lead back into DATA or to a folder holding it "
+                     f"(not followed: no image is read twice)")
+    by_reason: dict[str, list[str]] = {}
+    for p, r in skipped:
+        by_reason.setdefault(r, []).append(p)
+    if skipped:
+        lines.append(f"{len(skipped)} entries under DATA not used (recorded in /skipped):")
+    for r, ps in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"  {len(ps)} {r}: e.g. {', '.join(ps[:limit])}")
+    return lines
+
+
+def _strings(ds) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else v for v in ds[:]]
 
 
 def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
@@ -78,6 +104,11 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
         if dups is not None:
             lines.append(f"duplicates   {dups} groups of identical files"
                          + (f", e.g. {', '.join(groups[0][:3])}" if groups else ""))
+        if "skipped" in c.f:
+            skipped = list(zip(_strings(c.f["skipped/path"]), _strings(c.f["skipped/reason"])))
+        else:
+            skipped = []
+        lines += describe_scan(skipped, int(a.get("links_out", 0)), int(a.get("links_in", 0)))
     return "\n".join(lines)
 
 

@@ -195,6 +195,8 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
         amp: str, ema: float | None, tta: str, quiet: bool, **kw) -> None:
     """Train RECIPE on DATA; writes config.json, metrics.jsonl, best.pt, last.pt, test.json and
     confusion.png into --out. Start with torchrun for several GPUs or nodes."""
+    from featx import distributed
+    from featx.lock import OutputLock
     from finetune.config import RunConfig
     from finetune.train import run as train_run
 
@@ -204,7 +206,11 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
                     workers=workers,
                     quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
                     checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta)
-    test = train_run(cfg)
+    if distributed.from_env().is_main:  # one run per --out; rank 0 holds it for the job
+        with OutputLock(out):
+            test = train_run(cfg)
+    else:
+        test = train_run(cfg)
     if test is not None:
         click.echo(f"{rec.name} ({rec.backbone}): test accuracy {100 * test['accuracy']:.2f}%, "
                    f"macro recall {100 * test['macro_recall']:.2f}% (n={test['n']}) -> {out}")

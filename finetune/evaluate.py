@@ -9,11 +9,11 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from classify.metrics import evaluate
 from featx.errors import FeatxError
 from featx.preprocess import normalize as imagenet_normalize
+from featx.progress import Progress
 from finetune.data import Failed
 from finetune.files import atomic_path
 from finetune.models import logits_of
@@ -34,8 +34,7 @@ def predict(model: nn.Module, loader, device: torch.device,
     was_training = model.training
     model.eval()
     ys, ps, failed = [], [], []
-    bar = tqdm(total=len(loader.dataset), desc=desc, unit="img", disable=quiet, leave=False,
-               dynamic_ncols=True)
+    bar = Progress(len(loader.dataset), desc, "img", quiet=quiet, leave=False)
     for batch in loader:
         failed += batch.failed
         bar.update(len(batch) + len(batch.failed))

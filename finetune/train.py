@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -17,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from featx.dataset import load_collection
 from featx.errors import FeatxError
 from featx.loader import default_workers
+from featx import progress
+from featx.progress import Progress
 from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
 from finetune.data import Batch, ImageSet, make_loader, normalizer
@@ -177,7 +177,7 @@ class Trainer:
     # -- files (rank 0) ----------------------------------------------------------------------
     def _log(self, msg: str) -> None:
         if self.ctx.is_main and not self.cfg.quiet:
-            tqdm.write(msg)
+            progress.write(msg)
 
     def _eval_loader(self, split: str):
         ds = ImageSet(self.coll, self.idx[split], self.inputs.size, pre=self.inputs.pre)
@@ -200,7 +200,7 @@ class Trainer:
             if f.path not in self.reported:
                 self.reported.add(f.path)
                 if self.ctx.is_main:
-                    tqdm.write(f"warning: skipped {f.path}: {f.reason}", file=sys.stderr)
+                    progress.write(f"warning: skipped {f.path}: {f.reason}")
 
     # -- checkpoints -------------------------------------------------------------------------
     def _save_last(self, pos: Position, opt, sched, scaler, stats: EpochStats | None) -> None:
@@ -340,9 +340,9 @@ class Trainer:
         loader = self.train_loader
         freeze.train_mode(self.model)
         per_step = per_step_schedule(self.recipe.scheduler)
-        bar = tqdm(total=self.steps * bs * self.ctx.world_size, initial=start_step * bs,
-                   desc=f"{stage.name} {e + 1}/{stage.epochs}", unit="img",
-                   disable=self.quiet, dynamic_ncols=True)
+        bar = Progress(self.steps * bs * self.ctx.world_size, initial=start_step * bs,
+                       desc=f"{stage.name} {e + 1}/{stage.epochs}", unit="img",
+                       quiet=self.quiet)
         losses = []
         t0 = time.perf_counter()
         for step, batch in enumerate(loader, start=start_step):

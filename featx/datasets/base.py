@@ -39,6 +39,7 @@ class Items:
     extras: dict[str, list] = field(default_factory=dict)  # name -> one value per image
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
     notes: list[str] = field(default_factory=list)
+    scan: object | None = None  # a folder layout's featx.dataset.FolderScan (unused entries, links)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from featx.datasets.base import MIKELS, Items, ReadOptions, Reader, fail, mikels
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    from featx.dataset import scan_folder
+    from featx.dataset import walk_folder
 
-    items = scan_folder(path)
+    scan = walk_folder(path)
+    items = scan.items
     labels = []
     for rel, c in items:
         name = mikels_name(c)
@@ -19,7 +20,8 @@ def read(path: Path, options: ReadOptions) -> Items:
                        f"folder {rel.split('/')[0]!r} is not one of FI's eight emotions "
                        f"({', '.join(MIKELS)})")
         labels.append(name)
-    return Items(root=path, paths=[p for p, _ in items], labels=labels, classes=list(MIKELS))
+    return Items(root=path, paths=[p for p, _ in items], labels=labels, classes=list(MIKELS),
+                 scan=scan)
 
 
 def detect(path: Path) -> float:

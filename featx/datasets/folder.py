@@ -8,10 +8,12 @@ from featx.datasets.base import Items, ReadOptions, Reader
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    from featx.dataset import scan_folder
+    from featx.dataset import walk_folder
 
-    items = scan_folder(path)
-    return Items(root=path, paths=[p for p, _ in items], labels=[c for _, c in items])
+    scan = walk_folder(path)
+    items = scan.items
+    return Items(root=path, paths=[p for p, _ in items], labels=[c for _, c in items],
+                 scan=scan)
 
 
 def detect(path: Path) -> float:

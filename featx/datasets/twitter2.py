@@ -11,15 +11,17 @@ CLASSES = ["negative", "positive"]
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    from featx.dataset import scan_folder
+    from featx.dataset import walk_folder
 
-    items = scan_folder(path)
+    scan = walk_folder(path)
+    items = scan.items
     for rel, c in items:
         if c not in CLASSES:
             raise fail(path / rel.split("/")[0], None,
                        "Twitter II has only positive/ and negative/ folders")
     return Items(root=path, paths=[p for p, _ in items], labels=[c for _, c in items],
-                 classes=list(CLASSES))
+                 classes=list(CLASSES),
+                 scan=scan)
 
 
 def detect(path: Path) -> float:

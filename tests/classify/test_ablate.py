@@ -106,3 +106,35 @@ def test_mcnemar_exact_values():
     c = np.array([True, False] * 20)
     d = np.array([False, True] * 20)
     assert mcnemar(c, d)["p_value"] == pytest.approx(1.0)
+
+
+def _relabel_first(f):
+    labels = f["labels"][:]
+    labels[0] = (labels[0] + 1) % 8
+    f["labels"][:] = labels
+
+
+def _rename_class(f):
+    classes = json.loads(f.attrs["classes"])
+    classes[2] = "wonder"
+    f.attrs["classes"] = json.dumps(classes)
+
+
+def _seven_classes(f):
+    f.attrs["classes"] = json.dumps(json.loads(f.attrs["classes"])[:7])
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_relabel_first, "label the same image differently (awe/img_000000.jpg: awe vs contentment)"),
+    (_rename_class, "class 2 is 'awe' in"),
+    (_seven_classes, "8 classes in"),
+])
+def test_caches_that_disagree_on_labels_are_refused(balanced, tmp_path, edit, message):
+    from .classify_helpers import copy_cache
+
+    other = copy_cache(balanced, tmp_path / "other.h5", edit)
+    res = run("ablate", balanced, other, "--grid", "quick", "--out", tmp_path / "abl",
+              "--quiet", ok=False)
+    assert res.exit_code == 1 and message in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "abl" / "rows").exists()

@@ -38,7 +38,7 @@ def test_fit_each_model_learns_and_writes_spec_json(balanced, tmp_path, model):
     assert row["name"] in res.output  # the printed table
 
 
-@pytest.mark.parametrize("model", ["logreg", "lgbm"])
+@pytest.mark.parametrize("model", ["logreg", "lgbm", "linsvm"])
 def test_weighted_raises_minority_recall(imbalanced, tmp_path, model):
     recalls = {}
     for flag in ([], ["--weighted"]):
@@ -53,7 +53,8 @@ def test_weighted_raises_minority_recall(imbalanced, tmp_path, model):
     plain = np.mean([recalls[False]["test"]["per_class_recall"][c] for c in rare])
     balanced = np.mean([recalls[True]["test"]["per_class_recall"][c] for c in rare])
     assert recalls[True]["weighted"] is True
-    assert balanced > plain + 0.08, (plain, balanced)  # measured: +0.25 (lgbm), +0.30 (logreg)
+    assert balanced > plain + 0.08, (plain, balanced)  # measured: +0.25 (lgbm), +0.30 (logreg),
+    # linsvm +0.32 (+0.0 when the balancing reached the SVM but not its calibration)
 
 
 def _shuffle_test_labels(f):
