@@ -1,7 +1,9 @@
-"""One writer per output: `<out>.lock`, held with flock for the whole run.
+"""One writer per output: `<out>.lock`, held with a POSIX record lock (lockf) for the whole run.
 
-The kernel drops a process's flock when it dies, so a lock left by a killed run is free and is
-taken over; the file only tells who holds (or held) it: pid, host, start time. All ranks of one
+The kernel drops a process's record lock when it dies, so a lock left by a killed run is free and
+is taken over. Unlike flock, a record lock is not shared with forked children (DataLoader
+workers), which may outlive a killed run by seconds; within one process a set of held paths
+stands in for the lock, which POSIX does not enforce there; the file only tells who holds (or held) it: pid, host, start time. All ranks of one
 torchrun job are one writer: rank 0 holds the lock for them.
 """
 
@@ -19,6 +21,7 @@ from featx.errors import FeatxError
 from featx.pathnames import show
 
 _NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+_HELD: set[str] = set()  # lock files this process holds
 
 
 def _alive(pid: int) -> bool:
@@ -61,6 +64,10 @@ class OutputLock:
             reason = ("a parent is not a folder" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                       else e.strerror or str(e))
             raise FeatxError(f"{show(self.out)}: cannot create its folder ({reason})") from None
+        key = os.path.realpath(self.path)
+        if key in _HELD:
+            raise self._refuse({"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": "in this process"})
         for _ in range(10):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -68,12 +75,12 @@ class OutputLock:
                 raise FeatxError(f"{show(self.out)}: cannot write here (lock file: "
                                  f"{e.strerror or e})") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._holder(fd)
-                os.close(fd)
-                raise self._refuse(holder) from None
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
+                if e.errno in (errno.EACCES, errno.EAGAIN):
+                    holder = self._holder(fd)
+                    os.close(fd)
+                    raise self._refuse(holder) from None
                 if e.errno not in _NO_LOCKING:
                     os.close(fd)
                     raise
@@ -100,6 +107,7 @@ class OutputLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(me).encode(), 0)
             self.fd = fd
+            _HELD.add(key)
             return self
         raise FeatxError(f"{show(self.path)}: could not take the lock (it keeps being "
                          f"replaced)")
@@ -114,6 +122,7 @@ class OutputLock:
             pass
         os.close(self.fd)
         self.fd = None
+        _HELD.discard(os.path.realpath(self.path))
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
