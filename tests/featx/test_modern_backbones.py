@@ -188,3 +188,16 @@ def test_model_preprocessing():
     assert get_backbone("resnet50").preprocess() == get_backbone("resnet50").preprocess(224)
     assert get_backbone("resnet50").preprocess().resize_size == 224  # SPEC's, unchanged
     assert get_backbone("mobilenet_v2").preprocess().resize_size == 232  # torchvision's
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--pool", "cls"], "is a feature map"),
+    (["--layers", "L4,emb"], "has no level emb"),
+    (["--prompts", "p.txt"], "no text tower"),
+    (["--backbone", "timm/vit_tiny_patch16_224", "--pool", "meanmax"], "unknown --pool"),
+])
+def test_bad_pool_level_prompts_one_line(small_set, tmp_path, args, match):
+    base = ["--backbone", "resnet18", "--weights", "none", "--device", "cpu", "--quiet"]
+    r = run_featx("extract", small_set, *base, *args, "--out", tmp_path / "x.h5")
+    assert r.exit_code == 1 and match in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "x.h5").exists()

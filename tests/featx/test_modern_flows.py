@@ -86,6 +86,10 @@ def test_timm_vit_under_torchrun_killed_and_resumed(data, tmp_path):
         assert fa[lv].shape == (N, 384)  # cls + gap of 192-d tokens
         np.testing.assert_allclose(fa[lv], fb[lv], rtol=1e-5, atol=1e-5)
     assert "L0-L4 logreg" in _classify("fit", out, "--levels", "L0-L4", "--quiet")
+    from .featx_helpers import run_featx
+    info = run_featx("info", out).output
+    assert "resize shorter side to 177 (bicubic), centre crop 160 (crop_pct 0.9)" in info
+    assert "mean 0.5, 0.5, 0.5" in info and "token levels L0, L1, L2, L3, L4" in info
 
 
 def test_clip_killed_and_resumed_with_prompts_and_zeroshot(data, tmp_path):
