@@ -159,7 +159,8 @@ def tower_forward(backbone: str, n: int, batch_size: int, device: torch.device,
                   repeats: int = 1) -> list[float]:
     """images/s of the model's own forward (timm: model(x); torchvision: model(x); CLIP:
     encode_image) on ready tensors at its input size, channels_last, inference mode; one figure
-    per repeat."""
+    per repeat. Like featx extract's loop, the first repeat starts on a freshly built model (no
+    warm-up: oneDNN builds its kernels on the first batch of each shape)."""
     from featx.backbones import get_backbone
     from featx.engine import autocast
     from featx.weights import build_model
@@ -172,9 +173,6 @@ def tower_forward(backbone: str, n: int, batch_size: int, device: torch.device,
         memory_format=torch.channels_last)
     out = []
     with torch.inference_mode(), autocast(device):
-        fwd(x)  # warm-up at the measured shapes (oneDNN builds its kernels per shape)
-        if n % batch_size:
-            fwd(x[:n % batch_size])
         for _ in range(repeats):
             _sync(device)
             t = time.perf_counter()

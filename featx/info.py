@@ -72,9 +72,11 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             lines.insert(8, f"decoding     {a['preprocessing'].split(';')[0]}")
         elif "preprocessing" in a:
             lines.insert(7, f"preprocess   {a['preprocessing']}")
-        if a.get("token_levels"):
-            lines.insert(8, f"token levels {', '.join(json.loads(a['token_levels']))} "
-                            f"(pooled by {a['pool']})")
+        tokens = json.loads(a["token_levels"]) if "token_levels" in a else []
+        if tokens:
+            lines.insert(8, f"token levels {', '.join(tokens)} (pooled by {a['pool']})")
+        if "backbone_source" in a:
+            lines[2] += f"  ({a['backbone_source']}, {a['backbone_family']})"
         if "dataset_format" in a:
             lines.insert(1, f"dataset      {a['dataset_format']}"
                          + (f", task {a['task']}" if a.get("task", "emotion") != "emotion"
