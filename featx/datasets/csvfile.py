@@ -16,7 +16,7 @@ from featx.splits import SPLIT_NAMES
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    reader = csv.reader(io.StringIO(read_text(path)))
+    reader = csv.reader(io.StringIO(read_text(path, strict=True)))
     header = [c.strip().lower() for c in next(reader, [])]
     if "path" not in header or "label" not in header:
         raise fail(path, 1, "the CSV needs a header with columns path,label[,split]")
