@@ -151,9 +151,14 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
-    if model_out and split and is_kfold(split) and split.count(":") == 1:
-        raise FeatxError(f"--out with --split {split}: k-fold trains one model per fold; save "
-                         f"one with a ratio split or kfold:K:F")
+    if model_out:
+        from featx.cache import Cache
+
+        with Cache(cache) as c:
+            spec = split or str(c.attrs.get("split_spec", ""))
+        if is_kfold(spec) and spec.count(":") == 1:
+            raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
+                             f"save one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(cache, data, report_dir)
     trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),

@@ -217,6 +217,9 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
+        say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
+            f"`classify --split {cfg.split}` re-splits the cache's images")
     out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, pool)
     dims = pooled_dims(bb, levels, pool)
 

@@ -55,7 +55,9 @@ class Reader:
 
 def fail(path: os.PathLike | str, line: int | str | None, msg: str) -> FeatxError:
     """A one-line error naming the file (and line or entry)."""
-    where = f"{path}:{line}" if line is not None else f"{path}"
+    from featx.pathnames import show
+
+    where = f"{show(path)}:{line}" if line is not None else show(path)
     return FeatxError(f"{where}: {msg}")
 
 
@@ -66,15 +68,19 @@ def mikels_name(name: str) -> str | None:
     return n if n in MIKELS else None
 
 
-def read_text(path: Path) -> str:
-    """A text file as str whatever its line endings (old Mac CR too) and encoding."""
+def read_text(path: Path, strict: bool = False) -> str:
+    """A text file as str whatever its line endings (old Mac CR too); UTF-8, else (the old
+    published annotation files) Latin-1 -- or, `strict`, a one-line error."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise fail(path, None, f"cannot read ({e.strerror or e})") from None
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if strict:
+            raise fail(path, None, f"not UTF-8 text (byte {e.start}); save it as UTF-8") \
+                from None
         return raw.decode("latin-1")
 
 

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.datasets.base import Items, ReadOptions, Reader, check_distribution, fail
-from featx.pathnames import show
+from featx.datasets.base import Items, ReadOptions, Reader, check_distribution, fail, read_text
 from featx.splits import SPLIT_NAMES
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise fail(show(path), None, f"not UTF-8 text (byte {e.start}); save the CSV as UTF-8") \
-            from None
-    except OSError as e:
-        raise fail(show(path), None, f"cannot read ({e.strerror or e})") from None
-    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n")))
+    reader = csv.reader(io.StringIO(read_text(path, strict=True)))
     header = [c.strip().lower() for c in next(reader, [])]
     if "path" not in header or "label" not in header:
         raise fail(path, 1, "the CSV needs a header with columns path,label[,split]")

@@ -151,6 +151,8 @@ def test_cache_extracted_with_kfold_uses_its_folds(balanced, tmp_path):
     rows = read_json(out)["rows"]
     assert rows[-1]["protocol"]["split"] == "kfold:3" and len(rows) == 4
     assert [r["fold"] for r in rows] == [0, 1, 2, "all"]
+    refused = run("fit", k, "--out", tmp_path / "m.model", ok=False)
+    assert refused.exit_code != 0 and "one model per fold" in refused.output
     with Cache(k) as c:
         valid = c.valid
     for f in range(3):

@@ -197,6 +197,9 @@ def test_twitter2_fi_folder_and_csv(tmp_path):
     assert c.dataset_format == "csv" and c.classes == ["awe", "fear"]
     np.testing.assert_allclose(c.label_dist[0], [0.7, 0.3])
     assert c.extras["valence"][1] == -2.0 and c.extras["scene"][0] == "beach"
+    (tmp_path / "c" / "m.csv").write_bytes(b"path,label\ncaf\xe9.jpg,awe\n")
+    with pytest.raises(FeatxError, match=r"m.csv: not UTF-8 text \(byte 14\)"):
+        load_collection(tmp_path / "c" / "m.csv")
     (tmp_path / "c" / "m.csv").write_text("path,label,p_awe,p_fear\n0.jpg,awe,0.7,0.2\n")
     with pytest.raises(FeatxError) as e:
         load_collection(tmp_path / "c" / "m.csv")
