@@ -23,8 +23,13 @@ setup(
         "pillow>=10.0",
         "tqdm>=4.66",
         "matplotlib>=3.7",
+        # today's backbones: timm/<model>, clip/<arch>:<tag>, their hub cache, .safetensors
+        "timm>=1.0.15",
+        "open_clip_torch>=2.26",
+        "huggingface_hub>=0.23",
+        "safetensors>=0.4",
     ],
-    extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2"]},
+    extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2", "scikit-image>=0.22"]},
     entry_points={
         "console_scripts": [
             "featx=featx.cli:main",
