@@ -13,10 +13,6 @@ setup(
         # torchvision from the registry is built against CUDA torch: >=0.29 makes pip take the
         # matching torch build with it, which also runs on a CPU.
         "torchvision>=0.29",
-        "timm>=1.0",
-        "open_clip_torch>=2.24",
-        "huggingface_hub>=0.23",
-        "safetensors>=0.4",
         "h5py>=3.8",
         "numpy>=1.24",
         "scipy>=1.10",
@@ -27,6 +23,11 @@ setup(
         "pillow>=10.0",
         "tqdm>=4.66",
         "matplotlib>=3.7",
+        # today's backbones: timm/<model>, clip/<arch>:<tag>, their hub cache, .safetensors
+        "timm>=1.0.15",
+        "open_clip_torch>=2.26",
+        "huggingface_hub>=0.23",
+        "safetensors>=0.4",
     ],
     extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2",
                             # real photos (skimage.data) for the pretrained-weights tests
