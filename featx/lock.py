@@ -1,8 +1,10 @@
-"""One writer per output: `<out>.lock`, held with flock for the whole run.
+"""One writer per output: `<out>.lock`, held with a POSIX record lock (fcntl) for the run.
 
-The kernel drops a process's flock when it dies, so a lock left by a killed run is free and is
-taken over; the file only tells who holds (or held) it: pid, host, start time. All ranks of one
-torchrun job are one writer: rank 0 holds the lock for them.
+The kernel drops a process's record lock when it dies, so a lock left by a killed run is free
+and is taken over; the file only tells who holds (or held) it: pid, host, start time. Record
+locks, unlike flock, are not inherited by forked children (data-loader workers outliving a
+killed run for a moment would hold an flock), and they work on NFS. All ranks of one torchrun
+job are one writer: rank 0 holds the lock for them.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ class OutputLock:
                 raise FeatxError(f"{show(self.out)}: cannot write here (lock file: "
                                  f"{e.strerror or e})") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._holder(fd)
-                os.close(fd)
-                raise self._refuse(holder) from None
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
+                if e.errno in (errno.EACCES, errno.EAGAIN):
+                    holder = self._holder(fd)
+                    os.close(fd)
+                    raise self._refuse(holder) from None
                 if e.errno not in _NO_LOCKING:
                     os.close(fd)
                     raise
