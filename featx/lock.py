@@ -1,10 +1,10 @@
-"""One writer per output: `<out>.lock`, held with a POSIX record lock (lockf) for the whole run.
+"""One writer per output: `<out>.lock`, held with a POSIX record lock (fcntl) for the run.
 
-The kernel drops a process's record lock when it dies, so a lock left by a killed run is free and
-is taken over. Unlike flock, a record lock is not shared with forked children (DataLoader
-workers), which may outlive a killed run by seconds; within one process a set of held paths
-stands in for the lock, which POSIX does not enforce there; the file only tells who holds (or held) it: pid, host, start time. All ranks of one
-torchrun job are one writer: rank 0 holds the lock for them.
+The kernel drops a process's record lock when it dies, so a lock left by a killed run is free
+and is taken over; the file only tells who holds (or held) it: pid, host, start time. Record
+locks, unlike flock, are not inherited by forked children (data-loader workers outliving a
+killed run for a moment would hold an flock), and they work on NFS. All ranks of one torchrun
+job are one writer: rank 0 holds the lock for them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from featx.errors import FeatxError
 from featx.pathnames import show
 
 _NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
-_HELD: set[str] = set()  # lock files this process holds
 
 
 def _alive(pid: int) -> bool:
@@ -64,10 +63,6 @@ class OutputLock:
             reason = ("a parent is not a folder" if e.errno in (errno.EEXIST, errno.ENOTDIR)
                       else e.strerror or str(e))
             raise FeatxError(f"{show(self.out)}: cannot create its folder ({reason})") from None
-        key = os.path.realpath(self.path)
-        if key in _HELD:
-            raise self._refuse({"pid": os.getpid(), "host": socket.gethostname(),
-                                "started": "in this process"})
         for _ in range(10):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -107,7 +102,6 @@ class OutputLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(me).encode(), 0)
             self.fd = fd
-            _HELD.add(key)
             return self
         raise FeatxError(f"{show(self.path)}: could not take the lock (it keeps being "
                          f"replaced)")
@@ -122,7 +116,6 @@ class OutputLock:
             pass
         os.close(self.fd)
         self.fd = None
-        _HELD.discard(os.path.realpath(self.path))
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()

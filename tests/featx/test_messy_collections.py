@@ -125,12 +125,17 @@ def _tree(folder: Path) -> dict:
 
 def test_one_writer_per_out(small_set, tmp_path):
     out = tmp_path / "o" / "c.h5"
+    # the holder forks a child that outlives it, as a data-loader worker may for a moment
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from featx.lock import OutputLock; "
-         "OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)",
+        [sys.executable, "-c", "import os, sys, time; from featx.lock import OutputLock; "
+         "OutputLock(sys.argv[1]).acquire(); child = os.fork()\n"
+         "if child == 0: time.sleep(60); os._exit(0)\n"
+         "print('locked', child, flush=True); time.sleep(120)",
          str(out)], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    child = None
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        word, child = holder.stdout.readline().split()
+        assert word == "locked"
         before = _tree(tmp_path)
         res = run_featx("extract", small_set, *FAST, "--out", out)
         assert res.exit_code == 1
@@ -140,8 +145,13 @@ def test_one_writer_per_out(small_set, tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert (tmp_path / "o" / "c.h5.lock").exists()  # left behind by the killed holder
-    res = run_featx("extract", small_set, *[a for a in FAST if a != "--quiet"], "--out", out)
+    try:
+        assert (tmp_path / "o" / "c.h5.lock").exists()  # left behind by the killed holder
+        res = run_featx("extract", small_set, *[a for a in FAST if a != "--quiet"], "--out",
+                        out)
+    finally:
+        if child:
+            os.kill(int(child), signal.SIGKILL)
     assert res.exit_code == 0, res.output
     assert f"took over {out}.lock, left by pid {holder.pid}" in res.output
     assert out.is_file() and not (tmp_path / "o" / "c.h5.lock").exists()
