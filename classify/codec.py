@@ -195,6 +195,8 @@ def _codecs() -> list[Codec]:
         Codec("lightgbm", cls("lightgbm", "LGBMClassifier"), _booster_enc, _booster_dec),
         Codec("lightgbm", cls("classify.codec", "BoosterClassifier"), _booster_enc,
               _booster_dec),
+        Codec("soft_label_logreg", *_plain("classify.soft", "SoftLabelLogReg", (
+            "mean_", "scale_", "coef_", "intercept_", "classes_", "n_iter_"))),
         Codec("weighted_average", *_plain("classify.stacking", "WeightedAverage", (
             "weights_", "classes_"))),
         Codec("flatten", cls("sklearn.preprocessing", "FunctionTransformer"), _flatten_enc,

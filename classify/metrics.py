@@ -86,8 +86,8 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
 def _macro_recall_replicates(y_true: np.ndarray, preds: list[np.ndarray], n_classes: int,
                              n_boot: int, seed: int) -> list[np.ndarray]:
     """Macro recall of each prediction vector on `n_boot` bootstrap resamples of the images (the
-    same resamples for every vector, so differences are paired). Classes absent from a resample
-    do not count, as in `evaluate`."""
+    same resamples for every vector, so differences are paired). As `macro_recall`, the mean
+    runs over the classes in the resample's true labels or in that vector's predictions."""
     n = len(y_true)
     rng = np.random.default_rng(seed)
     out = [np.empty(n_boot) for _ in preds]
@@ -99,11 +99,15 @@ def _macro_recall_replicates(y_true: np.ndarray, preds: list[np.ndarray], n_clas
         cell = (np.arange(m)[:, None] * n_classes + y_true[idx]).ravel()
         support = np.bincount(cell, minlength=m * n_classes).reshape(m, n_classes)
         present = support > 0
-        for ok, dst in zip(oks, out):
+        for p, ok, dst in zip(preds, oks, out):
             hits = np.bincount(cell, weights=ok[idx].ravel(),
                                minlength=m * n_classes).reshape(m, n_classes)
             rec = np.divide(hits, support, out=np.zeros_like(hits), where=present)
-            dst[start:start + m] = rec.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+            # as macro_recall: a class predicted but absent from the replicate counts as 0
+            predicted = np.bincount((np.arange(m)[:, None] * n_classes + p[idx]).ravel(),
+                                    minlength=m * n_classes).reshape(m, n_classes) > 0
+            dst[start:start + m] = rec.sum(axis=1) / np.maximum((present | predicted).sum(axis=1),
+                                                                1)
     return out
 
 

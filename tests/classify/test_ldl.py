@@ -96,3 +96,21 @@ def test_macro_recall_interval_and_paired_test():
     t = paired_bootstrap_macro_recall(y, good, twin, 5)
     assert t["p_value"] > 0.05 and t["ci95"][0] < 0 < t["ci95"][1]
     assert paired_bootstrap_macro_recall(y, good, good, 5)["p_value"] == 1.0
+
+
+def test_distribution_model_file_predicts_like_the_fitted_model(tmp_path, ldl_cache):
+    from classify.data import load_levels
+    from classify.persist import load_model
+
+    model = tmp_path / "soft.model"
+    run("fit", ldl_cache, "--levels", "L4", "--target", "distribution", "--out", model,
+        "--quiet")
+    bundle = load_model(model)
+    est = bundle["estimator"]
+    assert type(est) is SoftLabelLogReg
+    X = load_levels(ldl_cache, ["L4"])["test"].X
+    # refit with the chosen C: the saved arrays give the same probabilities
+    ref = SoftLabelLogReg(**est.get_params())
+    d = load_levels(ldl_cache, ["L4"])
+    ref.fit(d["train"].X, d["train"].dist)
+    assert np.allclose(est.predict_proba(X), ref.predict_proba(X), atol=1e-8)

@@ -34,3 +34,13 @@ def test_random_splits_match_sklearn(seed):
     rec = recall_score(y_true, y_pred, average="macro", zero_division=0)
     assert m["macro_recall"] == pytest.approx(rec)
     assert macro_recall(y_true, y_pred) == pytest.approx(rec)
+
+
+def test_macro_recall_interval_counts_predicted_absent_classes_as_zero():
+    # every image is class 0; half are predicted as class 1, which no image has: scikit-learn's
+    # macro recall is (0.5 + 0) / 2, and so is every bootstrap replicate's
+    y_true = np.zeros(200, dtype=int)
+    y_pred = np.tile([0, 1], 100)
+    assert recall_score(y_true, y_pred, average="macro", zero_division=0) == pytest.approx(0.25)
+    lo, hi = evaluate(y_true, y_pred, CLASSES)["macro_recall_ci95"]
+    assert 0.15 < lo <= 0.25 <= hi < 0.35
