@@ -94,6 +94,13 @@ def default_out(data: Path, backbone: str, pool: str) -> Path:
     return Path("cache") / f"{name}-{backbone}-{pool}.h5"
 
 
+def output_path(cfg: "ExtractConfig") -> Path:
+    """`--out`, or the default named after the data, backbone and (resolved) pool."""
+    if cfg.out:
+        return Path(cfg.out)
+    return default_out(cfg.data, cfg.backbone, cfg.pool or get_backbone(cfg.backbone).default_pool)
+
+
 def default_chunk_size(batch_size: int, device_type: str) -> int:
     """About 256 images on the CPU (~30 s of resnet101 lost at worst), 2048 on a GPU."""
     target = 2048 if device_type == "cuda" else 256
@@ -191,8 +198,7 @@ def run_extract(cfg: ExtractConfig, log: Log = _stderr) -> ExtractResult:
     if not distributed.from_env().is_main:
         return _run_extract(cfg, log)
     _check_options(cfg)
-    with OutputLock(Path(cfg.out) if cfg.out else
-                    default_out(cfg.data, cfg.backbone, cfg.pool)) as lock:
+    with OutputLock(output_path(cfg)) as lock:
         if lock.taken_over and not cfg.quiet:
             log(lock.taken_over)
         return _run_extract(cfg, log)
@@ -220,7 +226,7 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
             f"`classify --split {cfg.split}` re-splits the cache's images")
-    out = Path(cfg.out) if cfg.out else default_out(cfg.data, cfg.backbone, pool)
+    out = output_path(cfg)
     dims = pooled_dims(bb, levels, pool)
 
     settings = feature_settings(cfg.backbone, cfg.weights, levels, pool, pp.input_size,

@@ -158,6 +158,27 @@ def test_one_writer_per_out(small_set, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()
 
 
+def test_default_out_is_the_locked_path(small_set, tmp_path, monkeypatch):
+    # without --out or --pool, the lock is taken on the very file the run writes
+    from featx.extract import ExtractConfig, output_path
+
+    monkeypatch.chdir(tmp_path)
+    out = output_path(ExtractConfig(data=small_set, backbone="resnet18"))
+    assert out == Path("cache") / f"{small_set.name}-resnet18-gap.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from featx.lock import OutputLock; "
+         "OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)",
+         str(tmp_path / out)], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        res = run_featx("extract", small_set, *FAST)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.exit_code == 1 and "is being written by another run" in res.output, res.output
+    assert not (tmp_path / out).exists()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
