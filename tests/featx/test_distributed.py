@@ -1,16 +1,13 @@
 """torchrun with 2 CPU processes (gloo) gives the single-process cache, row by row, and a killed
 sharded run resumes without redoing its finished chunks."""
 
-import os
-import signal
 import subprocess
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-from .featx_helpers import PYTHON, subprocess_env
+from .featx_helpers import PYTHON, kill_run_after, subprocess_env
 from featx.synthetic import generate_images
 
 ARGS = ["--backbone", "resnet18", "--weights", "none", "--image-size", "112", "--device", "cpu",
@@ -25,15 +22,6 @@ def single(data, out):
 def torchrun(data, out):
     return [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
             "-m", "featx", "extract", str(data), *ARGS, "--out", str(out)]
-
-
-def descendants(pid: int) -> list[int]:
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in map(int, f.read().split()):
-                out += [child] + descendants(child)
-    return out
 
 
 def rows(path):
@@ -55,17 +43,7 @@ def test_two_processes_equal_one_and_resume_per_shard(data, tmp_path):
 
     # a sharded run killed midway (every process of it) ...
     parts = tmp_path / "out.h5.parts"
-    p = subprocess.Popen(torchrun(data, out), env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while len(list(parts.glob("chunk-*.npz"))) < 3 and time.monotonic() < deadline:
-        assert p.poll() is None, "the run finished before it could be killed"
-        time.sleep(0.005)
-    for pid in [p.pid] + descendants(p.pid):  # torchrun's workers live in their own sessions
-        os.kill(pid, signal.SIGKILL)
-    p.wait()
-    time.sleep(0.5)
-    done_before = len(list(parts.glob("chunk-*.npz")))
+    done_before = kill_run_after(torchrun(data, out), parts, 3)
     assert 3 <= done_before < N // 4 and not out.exists()
 
     # ... and finished by the same command

@@ -2,16 +2,13 @@
 one process, the ViT run under torchrun with 2 processes) equal to an uninterrupted run, the
 zero-shot prompts stored, and classify working on both."""
 
-import os
-import signal
 import subprocess
-import time
 
 import h5py
 import numpy as np
 import pytest
 
-from .featx_helpers import PYTHON, subprocess_env
+from .featx_helpers import PYTHON, kill_run_after, subprocess_env
 from featx.synthetic import generate_images
 
 N = 48
@@ -21,32 +18,6 @@ N = 48
 def data(tmp_path_factory):
     return generate_images(tmp_path_factory.mktemp("modern") / "data", n_per_class=N // 8,
                            size=64)
-
-
-def _descendants(pid: int) -> list[int]:
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in map(int, f.read().split()):
-                out += [child] + _descendants(child)
-    return out
-
-
-def _kill_after(cmd, parts, n_chunks: int) -> int:
-    p = subprocess.Popen(cmd, env=subprocess_env(), start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    try:
-        while len(list(parts.glob("chunk-*.npz"))) < n_chunks and time.monotonic() < deadline:
-            assert p.poll() is None, "the run finished before it could be killed"
-            time.sleep(0.005)
-        for pid in [p.pid] + _descendants(p.pid):
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        p.kill()
-        p.wait()
-    time.sleep(0.3)
-    return len(list(parts.glob("chunk-*.npz")))
 
 
 def _read(path):
@@ -75,7 +46,7 @@ def test_timm_vit_under_torchrun_killed_and_resumed(data, tmp_path):
              "-m", "featx", "extract", str(data), *args, "--out", str(out)]
     subprocess.run(single + ["--out", str(ref), "--quiet"], env=subprocess_env(), check=True,
                    timeout=300)
-    done = _kill_after(multi, tmp_path / "out.h5.parts", 3)
+    done = kill_run_after(multi, tmp_path / "out.h5.parts", 3)
     assert 3 <= done < N // 4 and not out.exists()
     r = subprocess.run(multi, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -102,7 +73,7 @@ def test_clip_killed_and_resumed_with_prompts_and_zeroshot(data, tmp_path):
     cmd = [PYTHON, "-m", "featx", "extract", str(data), *args]
     subprocess.run(cmd + ["--out", str(ref), "--quiet"], env=subprocess_env(), check=True,
                    timeout=300)
-    done = _kill_after(cmd + ["--out", str(out)], tmp_path / "out.h5.parts", 3)
+    done = kill_run_after(cmd + ["--out", str(out)], tmp_path / "out.h5.parts", 3)
     assert 3 <= done < N // 4 and not out.exists()
     subprocess.run(cmd + ["--out", str(out), "--quiet"], env=subprocess_env(), check=True,
                    timeout=300)
