@@ -329,10 +329,3 @@ def build(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
         model = kind.surgery(model, recipe, backbone.channels, n_classes)
     return model, identity
 
-
-def check_weights(recipe: Recipe, weights: str) -> None:
-    """featx extract's check of `--weights` for the recipe's backbone: fails at once, offline,
-    with the same message."""
-    from featx.weights import check_weights as featx_check
-
-    featx_check(get_backbone(recipe.backbone), weights)
