@@ -149,10 +149,6 @@ class Baselines:
             self.model.trunk.train(was)
 
 
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 @click.command()
 @click.option("--recipe", default="resnet", show_default=True)
 @click.option("--backbone", default="resnet101", show_default=True)
@@ -228,28 +224,28 @@ def main(recipe: str, backbone: str, data: str | None, image_size: int, batch_si
             "workers": workers, "torch_threads": torch.get_num_threads(), "steps": trainer.steps,
             "rounds": rounds,
             "run_step_ms": [round(x * 1000, 1) for x in runs],
-            "run_images_per_s": round(n_img / _median(runs), 2),
+            "run_images_per_s": round(n_img / statistics.median(runs), 2),
         }
         if probe:
             out.update({
                 "trunk_forward_ms": [round(x * 1000, 1) for x in trunk],
-                "run_ms_per_image": round(1000 * _median(runs) / n_img, 2),
-                "trunk_forward_ms_per_image": round(1000 * _median(trunk) / n_img, 2),
-                "run_over_trunk_forward": round(_median([a / b for a, b in zip(runs, trunk)]), 3),
+                "run_ms_per_image": round(1000 * statistics.median(runs) / n_img, 2),
+                "trunk_forward_ms_per_image": round(1000 * statistics.median(trunk) / n_img, 2),
+                "run_over_trunk_forward": round(statistics.median([a / b for a, b in zip(runs, trunk)]), 3),
             })
         else:
             out.update({
                 "bare_step_ms": [round(x * 1000, 1) for x in bare],
                 "fwd_bwd_ms": [round(x * 1000, 1) for x in fb],
                 "overhead_vs_bare_step_pct": round(
-                    100 * (_median([a / b for a, b in zip(runs, bare)]) - 1), 1),
+                    100 * (statistics.median([a / b for a, b in zip(runs, bare)]) - 1), 1),
                 "overhead_vs_fwd_bwd_pct": round(
-                    100 * (_median([a / b for a, b in zip(runs, fb)]) - 1), 1),
+                    100 * (statistics.median([a / b for a, b in zip(runs, fb)]) - 1), 1),
             })
             if plain:
                 out["plain_fwd_bwd_ms"] = [round(x * 1000, 1) for x in plain]
                 out["overhead_vs_plain_fwd_bwd_pct"] = round(
-                    100 * (_median([a / b for a, b in zip(runs, plain)]) - 1), 1)
+                    100 * (statistics.median([a / b for a, b in zip(runs, plain)]) - 1), 1)
     print(json.dumps(out, indent=2))
 
 

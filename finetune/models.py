@@ -20,6 +20,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from featx.backbones import Backbone, Preprocess, get_backbone, stages, tapped
 from featx.errors import FeatxError
 from featx.levels import LEVELS
+from featx.pooling import gap, get_token_pool
 from featx.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from featx.weights import build_model
 from finetune.depth import DepthGroups, depth_groups
@@ -171,9 +172,9 @@ def pool_tap(t: Tensor, class_token: bool, prefix_tokens: int) -> Tensor:
     """[B, C, H, W] map -> global average; [B, N, C] tokens -> the class token, or the mean of
     the patch tokens (class and register tokens excluded); [B, D] as it is."""
     if t.ndim == 4:
-        return t.mean(dim=(2, 3))
-    if t.ndim == 3:
-        return t[:, 0] if class_token else t[:, prefix_tokens:].mean(dim=1)
+        return gap(t)
+    if t.ndim == 3:  # featx extract's default token pool
+        return get_token_pool("cls" if class_token else "gap", prefix_tokens, class_token)(t)
     return t
 
 
@@ -328,10 +329,3 @@ def build(recipe: Recipe, n_classes: int, weights: str = "none", seed: int = 0,
         model = kind.surgery(model, recipe, backbone.channels, n_classes)
     return model, identity
 
-
-def check_weights(recipe: Recipe, weights: str) -> None:
-    """featx extract's check of `--weights` for the recipe's backbone: fails at once, offline,
-    with the same message."""
-    from featx.weights import check_weights as featx_check
-
-    featx_check(get_backbone(recipe.backbone), weights)

@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from featx.backbones import get_backbone
 from featx.dataset import load_collection
 from featx.errors import FeatxError
 from featx.loader import default_workers
 from featx import progress
 from featx.progress import Progress
+from featx.weights import check_weights
 from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
 from finetune.data import Batch, ImageSet, make_loader, normalizer
@@ -141,7 +143,7 @@ class Trainer:
         self.recipe = cfg.recipe
         self.out = Path(cfg.out)
         self.quiet = cfg.quiet or not ctx.is_main
-        models.check_weights(self.recipe, cfg.weights)
+        check_weights(get_backbone(self.recipe.backbone), cfg.weights)
         coll = load_collection(cfg.data, self.recipe.split, cfg.seed)
         self.coll = coll
         self.idx = {s: coll.indices(s) for s in ("train", "val", "test")}
