@@ -22,9 +22,9 @@ from featx.errors import FeatxError
 from featx.levels import LEVELS
 
 
-def _output_module(model: nn.Module, image_size: int) -> tuple[str, int]:
-    """The module whose output is `forward_features`' result, and that result's rank."""
-    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+def _output_module(model: nn.Module, seen: list) -> tuple[str, int]:
+    """The module whose output is `forward_features`' result, and that result's rank (`seen`:
+    the trace of forward_features)."""
     *mods, (_, shape, rid) = seen
     names = [n for n, _, i in mods if i == rid and n]
     if not names:
@@ -33,9 +33,8 @@ def _output_module(model: nn.Module, image_size: int) -> tuple[str, int]:
     return names[-1], len(shape)
 
 
-def _stem(model: nn.Module, first_stage: str, image_size: int) -> str:
+def _stem(model: nn.Module, first_stage: str, seen: list) -> str:
     """The top-level module that runs right before the one holding the first stage."""
-    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
     tops: list[str] = []
     for name, _, _ in seen:
         if name and "." not in name and name not in tops:
@@ -51,7 +50,8 @@ def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dic
     ('tokens', 'cnn' or 'four-stage')."""
     info = [f["module"] for f in model.feature_info]
     reductions = [f["reduction"] for f in model.feature_info]
-    last, rank = _output_module(model, image_size)
+    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+    last, rank = _output_module(model, seen)
     fmt = "nhwc" if str(getattr(model, "output_fmt", "NCHW")) == "NHWC" else "map"
     if rank == 3:
         kind = "tokens"
@@ -62,7 +62,7 @@ def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dic
         taps = [Tap(m, fmt) for m in info[:4]] + [Tap(last, fmt)]
     elif len(info) == 4:
         kind = "four-stage"
-        taps = [Tap(_stem(model, info[0], image_size), fmt)] + [Tap(m, fmt) for m in info[:3]] \
+        taps = [Tap(_stem(model, info[0], seen), fmt)] + [Tap(m, fmt) for m in info[:3]] \
             + [Tap(last, fmt)]
     else:
         raise FeatxError(f"{type(model).__name__}: {len(info)} feature levels (reductions "
