@@ -140,12 +140,18 @@ def cached_file(cfg: dict, names: tuple[str, ...]) -> str | None:
 _FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+def _size_kw(bb: Backbone, image_size: int | None) -> dict:
+    """create_model's img_size for a fixed-size model at another size (timm resamples position
+    embeddings when loading)."""
+    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
+        return {"img_size": image_size}
+    return {}
+
+
 def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: bool) -> nn.Module:
     import timm
 
-    kw = {}
-    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
-        kw["img_size"] = image_size  # timm resamples position embeddings when loading
+    kw = _size_kw(bb, image_size)
     if pretrained:
         path = cached_file(bb.extra["pretrained_cfg"], _FILES)
         if path:  # straight from the file: no network call at all
@@ -159,10 +165,8 @@ def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
     position embeddings when the input size is not the checkpoint's."""
     import timm
 
-    kw = {}
-    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
-        kw["img_size"] = image_size
-    return timm.create_model(bb.ref, pretrained=True, pretrained_cfg_overlay={"file": path}, **kw)
+    return timm.create_model(bb.ref, pretrained=True, pretrained_cfg_overlay={"file": path},
+                             **_size_kw(bb, image_size))
 
 
 register_source(Source(
