@@ -9,14 +9,12 @@ the map before the head's pooling); four-stage models give the stem and the four
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from featx.backbones.registry import Backbone, Preprocess, Tap, preprocess_from, register_prefix
-from featx.backbones.sources import Source, register_source
+from featx.backbones.sources import Source, hub_checkpoint, register_source
 from featx.backbones.taps import block_indices, trace_dims, trace_modules
 from featx.errors import FeatxError
 from featx.levels import LEVELS
@@ -131,7 +129,7 @@ def cached_file(cfg: dict, names: tuple[str, ...]) -> str | None:
                 return p
     url = cfg.get("url")
     if url:
-        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+        p = hub_checkpoint(url)
         if p.is_file():
             return str(p)
     return None
