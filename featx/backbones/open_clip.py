@@ -161,7 +161,7 @@ def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
 
 register_source(Source(
     name="open_clip", build=_build, from_file=_from_file, cached=lambda bb: _cached(bb) is not None,
-    identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{_where(bb.extra['pretrained_cfg'])}",
-    host=lambda bb: _where(bb.extra["pretrained_cfg"]),
+    identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{bb.weights_from}",
+    host=lambda bb: bb.weights_from,
     tower=lambda model: model.visual))
 register_prefix("clip/", resolve)

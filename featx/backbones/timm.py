@@ -170,6 +170,6 @@ def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
 register_source(Source(
     name="timm", build=_build, from_file=_from_file,
     cached=lambda bb: cached_file(bb.extra["pretrained_cfg"], _FILES) is not None,
-    identity=lambda bb: f"timm:{bb.ref}:{_where(bb.extra['pretrained_cfg'])}",
-    host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co"))
+    identity=lambda bb: f"timm:{bb.ref}:{bb.weights_from}",
+    host=lambda bb: bb.weights_from or "https://huggingface.co"))
 register_prefix("timm/", resolve)

@@ -165,4 +165,4 @@ def _cached(bb: Backbone) -> bool:
 
 register_source(Source(name="torchvision", build=_build, cached=_cached,
                        identity=lambda bb: f"imagenet:{bb.ref.DEFAULT}",
-                       host=lambda bb: bb.ref.DEFAULT.url))
+                       host=lambda bb: bb.weights_from))
