@@ -51,6 +51,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed_batches(step, n: int, batch_size: int, device: torch.device) -> float:
+    """Seconds for `step(b)` over n images in batches of at most batch_size (device synced)."""
+    _sync(device)
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        b = min(batch_size, n - done)
+        step(b)
+        done += b
+    _sync(device)
+    return time.perf_counter() - t
+
+
 def bare_forward(backbone: str, n: int, image_size: int, batch_size: int,
                  device: torch.device) -> dict:
     """The torchvision model's own forward (channels_last, inference mode, featx's autocast
@@ -67,15 +80,7 @@ def bare_forward(backbone: str, n: int, image_size: int, batch_size: int,
     with torch.inference_mode(), autocast(device):
         for _ in range(3 if device.type == "cuda" else 1):  # warm-up (cudnn picks kernels)
             model(x)
-        _sync(device)
-        t = time.perf_counter()
-        done = 0
-        while done < n:
-            b = min(batch_size, n - done)
-            model(x[:b])
-            done += b
-        _sync(device)
-        dt = time.perf_counter() - t
+        dt = _timed_batches(lambda b: model(x[:b]), n, batch_size, device)
     return {"images_per_s": n / dt, "seconds": dt}
 
 
@@ -92,13 +97,7 @@ def featx_forward(backbone: str, n: int, image_size: int, batch_size: int,
     x = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8)
     valid = np.ones(batch_size, dtype=bool)
     engine(x, valid)  # warm-up
-    t = time.perf_counter()
-    done = 0
-    while done < n:
-        b = min(batch_size, n - done)
-        engine(x[:b], valid[:b])
-        done += b
-    dt = time.perf_counter() - t
+    dt = _timed_batches(lambda b: engine(x[:b], valid[:b]), n, batch_size, device)
     return {"images_per_s": n / dt, "seconds": dt}
 
 
@@ -174,15 +173,7 @@ def tower_forward(backbone: str, n: int, batch_size: int, device: torch.device,
     out = []
     with torch.inference_mode(), autocast(device):
         for _ in range(repeats):
-            _sync(device)
-            t = time.perf_counter()
-            done = 0
-            while done < n:
-                b = min(batch_size, n - done)
-                fwd(x[:b])
-                done += b
-            _sync(device)
-            out.append(n / (time.perf_counter() - t))
+            out.append(n / _timed_batches(lambda b: fwd(x[:b]), n, batch_size, device))
     return out
 
 

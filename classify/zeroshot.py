@@ -21,13 +21,13 @@ def has_prompts(path: str | os.PathLike) -> bool:
         return c.has_zeroshot and EMB in c.levels
 
 
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
 def zeroshot_logits(X: np.ndarray, class_embeddings: np.ndarray, logit_scale: float) -> np.ndarray:
     """[n, C] logits: logit_scale * cos(image embedding, class embedding)."""
-    X = X.astype(np.float32)
-    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    E = class_embeddings / np.maximum(np.linalg.norm(class_embeddings, axis=1, keepdims=True),
-                                      1e-12)
-    return logit_scale * X @ E.T
+    return logit_scale * _unit_rows(X.astype(np.float32)) @ _unit_rows(class_embeddings).T
 
 
 def run_zeroshot(path: str | os.PathLike, seed: int = 0) -> Result:

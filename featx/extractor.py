@@ -9,17 +9,16 @@ from torch import Tensor, nn
 from featx.backbones import Backbone, stages, tapped
 from featx.errors import FeatxError
 from featx.levels import LEVELS, sort_levels
-from featx.pooling import get_pool, get_token_pool, pooled_dim, token_pooled_dim
+from featx.pooling import POOLS, get_pool, get_token_pool, pooled_dim, token_pooled_dim
 
 
 def level_pool(backbone: Backbone, level: str, pool: str) -> Callable[[Tensor], Tensor]:
     """The pooling of one level: map pools for maps, token pools for tokens, none for `emb`."""
-    kind = backbone.taps[level].kind
-    if kind == "vector":
+    if backbone.taps[level].kind == "vector":
         return lambda x: x.float()
-    if kind in ("tokens", "lnd"):
+    if backbone.is_tokens(level):
         return get_token_pool(pool, backbone.num_prefix_tokens, backbone.has_cls_token)
-    if pool not in ("gap", "gmp", "gap+gmp", "meanstd"):
+    if pool not in POOLS:
         raise FeatxError(f"--pool {pool}: {backbone.name}'s {level} is a feature map; use gap, "
                          f"gmp, gap+gmp or meanstd")
     return get_pool(pool)
@@ -70,10 +69,9 @@ def pooled_dims(channels: Sequence[int] | Backbone, levels: Sequence[str],
     bb = channels
     out = {}
     for lv in sort_levels(levels):
-        kind = bb.taps[lv].kind
         d = bb.dims[lv]
-        out[lv] = d if kind == "vector" else (
-            token_pooled_dim(pool, d) if kind in ("tokens", "lnd") else pooled_dim(pool, d))
+        out[lv] = d if bb.taps[lv].kind == "vector" else (
+            token_pooled_dim(pool, d) if bb.is_tokens(lv) else pooled_dim(pool, d))
     return out
 
 

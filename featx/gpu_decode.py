@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from featx.decode import MAX_PIXELS
 from featx.backbones.registry import Preprocess
 from featx.loader import Batch, Decoder
-from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed
+from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed, resized_shape
 
 GPU_PREPROCESSING = PREPROCESSING + ";decode=nvjpeg,orient+resize=torch-bilinear-antialias"
 EXIF_ORIENTATION = 0x0112
@@ -96,8 +96,7 @@ def orient_resize_crop(img: Tensor, orientation: int, size: int | Preprocess) ->
     size = pp.input_size
     img = ORIENT[orientation](img)
     h, w = img.shape[-2:]
-    scale = pp.resize_size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = resized_shape(w, h, size, pp.resize_size)
     if (nh, nw) != (h, w):
         x = F.interpolate(img[None].float(), size=(nh, nw), mode=pp.interpolation,
                           align_corners=False, antialias=True)

@@ -38,12 +38,16 @@ def preprocessing_id(base: str, spec: int | Preprocess) -> str:
     return base if pp == Preprocess(pp.input_size, pp.input_size) else f"{base};{pp.describe()}"
 
 
+def resized_shape(w: int, h: int, size: int, resize: int) -> tuple[int, int]:
+    """(width, height) with the shorter side scaled to `resize`, neither below the crop `size`."""
+    scale = resize / min(w, h)
+    return max(size, round(w * scale)), max(size, round(h * scale))
+
+
 def resize_center_crop(img: Image.Image, size: int, resize: int | None = None,
                        interpolation: str = "bilinear") -> Image.Image:
     w, h = img.size
-    resize = resize or size
-    scale = resize / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = resized_shape(w, h, size, resize or size)
     if (nw, nh) != (w, h):
         img = img.resize((nw, nh), PIL_FILTERS[interpolation], reducing_gap=None)
     left, top = (nw - size) // 2, (nh - size) // 2

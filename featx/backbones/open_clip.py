@@ -133,13 +133,19 @@ def _cached(bb: Backbone) -> str | None:
     return cached_file(bb.extra["pretrained_cfg"], _FILES)
 
 
+def _size_kw(bb: Backbone, image_size: int | None) -> dict:
+    """create_model's force_image_size at another input size (position embeddings resampled on
+    load)."""
+    if image_size and image_size != bb.default_preprocess.input_size:
+        return {"force_image_size": image_size}
+    return {}
+
+
 def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: bool) -> nn.Module:
     import open_clip
 
     arch, tag = bb.ref
-    kw = _kwargs(arch, tag)
-    if image_size and image_size != bb.default_preprocess.input_size:
-        kw["force_image_size"] = image_size  # position embeddings resampled on load
+    kw = {**_kwargs(arch, tag), **_size_kw(bb, image_size)}
     if not pretrained:
         with _quiet():
             return open_clip.create_model(arch, pretrained=None, **kw)
@@ -154,14 +160,12 @@ def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
 
     arch, tag = bb.ref
     kw = _kwargs(arch, tag) if tag else {}
-    if image_size and image_size != bb.default_preprocess.input_size:
-        kw["force_image_size"] = image_size
-    return open_clip.create_model(arch, pretrained=path, **kw)
+    return open_clip.create_model(arch, pretrained=path, **kw, **_size_kw(bb, image_size))
 
 
 register_source(Source(
     name="open_clip", build=_build, from_file=_from_file, cached=lambda bb: _cached(bb) is not None,
-    identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{_where(bb.extra['pretrained_cfg'])}",
-    host=lambda bb: _where(bb.extra["pretrained_cfg"]),
+    identity=lambda bb: f"open_clip:{bb.ref[0]}:{bb.ref[1]}:{bb.weights_from}",
+    host=lambda bb: bb.weights_from,
     tower=lambda model: model.visual))
 register_prefix("clip/", resolve)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, replace
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 
-SOURCES = ("torchvision", "timm", "open_clip")
-
 
 @dataclass(frozen=True)
 class Preprocess:

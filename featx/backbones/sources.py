@@ -3,9 +3,13 @@ pretrained weights, whether those weights are on disk, their recorded identity, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
 
+import torch
 from torch import nn
 
 from featx.backbones.registry import Backbone
@@ -41,6 +45,11 @@ def source_of(backbone: Backbone) -> Source:
     from featx.backbones.registry import _load_sources
     _load_sources()
     return SOURCES[backbone.source]
+
+
+def hub_checkpoint(url: str) -> Path:
+    """Where torch.hub keeps the download of `url`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
 def image_tower(backbone: Backbone, model: nn.Module) -> nn.Module:

@@ -9,22 +9,20 @@ the map before the head's pooling); four-stage models give the stem and the four
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from featx.backbones.registry import Backbone, Preprocess, Tap, preprocess_from, register_prefix
-from featx.backbones.sources import Source, register_source
+from featx.backbones.sources import Source, hub_checkpoint, register_source
 from featx.backbones.taps import block_indices, trace_dims, trace_modules
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 
 
-def _output_module(model: nn.Module, image_size: int) -> tuple[str, int]:
-    """The module whose output is `forward_features`' result, and that result's rank."""
-    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+def _output_module(model: nn.Module, seen: list) -> tuple[str, int]:
+    """The module whose output is `forward_features`' result, and that result's rank (`seen`:
+    the trace of forward_features)."""
     *mods, (_, shape, rid) = seen
     names = [n for n, _, i in mods if i == rid and n]
     if not names:
@@ -33,9 +31,8 @@ def _output_module(model: nn.Module, image_size: int) -> tuple[str, int]:
     return names[-1], len(shape)
 
 
-def _stem(model: nn.Module, first_stage: str, image_size: int) -> str:
+def _stem(model: nn.Module, first_stage: str, seen: list) -> str:
     """The top-level module that runs right before the one holding the first stage."""
-    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
     tops: list[str] = []
     for name, _, _ in seen:
         if name and "." not in name and name not in tops:
@@ -51,7 +48,8 @@ def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dic
     ('tokens', 'cnn' or 'four-stage')."""
     info = [f["module"] for f in model.feature_info]
     reductions = [f["reduction"] for f in model.feature_info]
-    last, rank = _output_module(model, image_size)
+    seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
+    last, rank = _output_module(model, seen)
     fmt = "nhwc" if str(getattr(model, "output_fmt", "NCHW")) == "NHWC" else "map"
     if rank == 3:
         kind = "tokens"
@@ -62,7 +60,7 @@ def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dic
         taps = [Tap(m, fmt) for m in info[:4]] + [Tap(last, fmt)]
     elif len(info) == 4:
         kind = "four-stage"
-        taps = [Tap(_stem(model, info[0], image_size), fmt)] + [Tap(m, fmt) for m in info[:3]] \
+        taps = [Tap(_stem(model, info[0], seen), fmt)] + [Tap(m, fmt) for m in info[:3]] \
             + [Tap(last, fmt)]
     else:
         raise FeatxError(f"{type(model).__name__}: {len(info)} feature levels (reductions "
@@ -131,7 +129,7 @@ def cached_file(cfg: dict, names: tuple[str, ...]) -> str | None:
                 return p
     url = cfg.get("url")
     if url:
-        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+        p = hub_checkpoint(url)
         if p.is_file():
             return str(p)
     return None
@@ -140,12 +138,18 @@ def cached_file(cfg: dict, names: tuple[str, ...]) -> str | None:
 _FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+def _size_kw(bb: Backbone, image_size: int | None) -> dict:
+    """create_model's img_size for a fixed-size model at another size (timm resamples position
+    embeddings when loading)."""
+    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
+        return {"img_size": image_size}
+    return {}
+
+
 def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: bool) -> nn.Module:
     import timm
 
-    kw = {}
-    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
-        kw["img_size"] = image_size  # timm resamples position embeddings when loading
+    kw = _size_kw(bb, image_size)
     if pretrained:
         path = cached_file(bb.extra["pretrained_cfg"], _FILES)
         if path:  # straight from the file: no network call at all
@@ -159,15 +163,13 @@ def _from_file(bb: Backbone, path: str, image_size: int | None) -> nn.Module:
     position embeddings when the input size is not the checkpoint's."""
     import timm
 
-    kw = {}
-    if image_size and image_size != bb.default_preprocess.input_size and bb.extra["fixed_size"]:
-        kw["img_size"] = image_size
-    return timm.create_model(bb.ref, pretrained=True, pretrained_cfg_overlay={"file": path}, **kw)
+    return timm.create_model(bb.ref, pretrained=True, pretrained_cfg_overlay={"file": path},
+                             **_size_kw(bb, image_size))
 
 
 register_source(Source(
     name="timm", build=_build, from_file=_from_file,
     cached=lambda bb: cached_file(bb.extra["pretrained_cfg"], _FILES) is not None,
-    identity=lambda bb: f"timm:{bb.ref}:{_where(bb.extra['pretrained_cfg'])}",
-    host=lambda bb: _where(bb.extra["pretrained_cfg"]) or "https://huggingface.co"))
+    identity=lambda bb: f"timm:{bb.ref}:{bb.weights_from}",
+    host=lambda bb: bb.weights_from or "https://huggingface.co"))
 register_prefix("timm/", resolve)

@@ -8,17 +8,14 @@ four stages; ViT gives blocks ceil(k*D/5) and the final norm.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import torchvision.models as tvm
 from torch import nn
 
 from featx.backbones.registry import Backbone, Preprocess, Tap, register
-from featx.backbones.sources import Source, register_source
+from featx.backbones.sources import Source, hub_checkpoint, register_source
 from featx.backbones.taps import block_indices, trace_dims
 from featx.errors import FeatxError
 from featx.levels import LEVELS
@@ -163,11 +160,9 @@ def _build(bb: Backbone, pretrained: bool, image_size: int | None, progress: boo
 
 
 def _cached(bb: Backbone) -> bool:
-    url = bb.ref.DEFAULT.url
-    return (Path(torch.hub.get_dir()) / "checkpoints"
-            / os.path.basename(urlparse(url).path)).is_file()
+    return hub_checkpoint(bb.ref.DEFAULT.url).is_file()
 
 
 register_source(Source(name="torchvision", build=_build, cached=_cached,
                        identity=lambda bb: f"imagenet:{bb.ref.DEFAULT}",
-                       host=lambda bb: bb.ref.DEFAULT.url))
+                       host=lambda bb: bb.weights_from))
