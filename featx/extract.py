@@ -354,7 +354,7 @@ def _prompts(cfg: ExtractConfig, parts: Parts, coll: Collection, templates, devi
     if p is None:
         model, _ = build_model(get_backbone(cfg.backbone), cfg.weights, seed=cfg.seed,
                                progress=not cfg.quiet, image_size=cfg.image_size)
-        p = _zeroshot_from(model.eval().to(device), cfg, parts, coll.classes, templates, device)
+        p = _zeroshot_from(model.eval(), cfg, parts, coll.classes, templates, device)
     return p
 
 

@@ -65,6 +65,8 @@ def compute(model, arch: str, classes: Sequence[str], templates: Sequence[str],
         tokenizer = open_clip.get_tokenizer(arch)
     except Exception as e:  # a Hugging Face tokenizer that is not on disk, offline
         raise FeatxError(f"cannot load the text tokenizer of {arch} ({e})") from None
+    # the text tower too: featx's engine moves only the image tower to the device
+    model.to(device)
     rows = []
     with torch.no_grad():
         for c in classes:
