@@ -266,7 +266,7 @@ def resolve_conflicts(paths: list[str], names: list[str], groups: np.ndarray, po
     found = []
     for members in by_group.values():
         labs = [names[i] for i in members]
-        if len(members) < 2 or len(set(labs)) < 2:
+        if len(set(labs)) < 2:  # one label: no conflict
             continue
         counts = Counter(labs).most_common()
         found.append({"paths": [paths[i] for i in members], "labels": labs})
