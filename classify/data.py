@@ -69,9 +69,11 @@ def _read_rows(cache: Cache, levels: Sequence[str], row_sets: dict[str, np.ndarr
     start = 0
     for lv, d in zip(levels, dims):
         full = cache.features([lv], dtype=cache.f["features"][lv].dtype)  # no cast: read once
-        _check_finite(cache, lv, full, np.concatenate(list(row_sets.values())))
         for s, r in row_sets.items():
             X[s][:, start:start + d] = full[r]
+        # checked on the copies just made, not on another gather of the rows from `full`
+        _check_finite(cache, lv, np.concatenate(
+            [r[~np.isfinite(X[s][:, start:start + d]).all(axis=1)] for s, r in row_sets.items()]))
         start += d
         del full
     return X
@@ -139,9 +141,9 @@ def load_levels(path: str | os.PathLike, levels: Sequence[str],
     return data
 
 
-def _check_finite(cache: Cache, level: str, x: np.ndarray, rows: np.ndarray) -> None:
-    """Caches written before featx checked its features may hold inf (float16 overflow)."""
-    bad = rows[~np.isfinite(x[rows]).all(axis=1)]
+def _check_finite(cache: Cache, level: str, bad: np.ndarray) -> None:
+    """Refuse the usable rows `bad` whose features are not finite: caches written before featx
+    checked its features may hold inf (float16 overflow)."""
     if len(bad):
         raise CacheError(f"{cache.path}: level {level} has NaN or infinite features in "
                          f"{len(bad)} usable rows (e.g. {cache.paths[bad[0]]}); extract the cache "

@@ -29,9 +29,10 @@ def rounds(cache: Cache, spec: str | None, seed: int) -> tuple[str, list[Round]]
     cache's own split (each of its folds if it was extracted with kfold:K)."""
     own = str(cache.attrs.get("split_spec", ""))
     if spec is None:
-        if cache.fold is not None and is_kfold(own):
+        fold = cache.fold  # read once: a property that reads /fold from the file
+        if fold is not None and is_kfold(own):
             k, _ = parse_kfold(own)
-            return own, [Round(fold_view(cache.fold, k, f), f) for f in range(k)]
+            return own, [Round(fold_view(fold, k, f), f) for f in range(k)]
         return own, [Round(cache.split)]
     check_spec(spec)
     if spec == "official":

@@ -35,6 +35,11 @@ def fingerprint(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def strings(ds: h5py.Dataset) -> list[str]:
+    """A text dataset as str (h5py gives bytes or str depending on how it was written)."""
+    return [v.decode() if isinstance(v, bytes) else v for v in ds[:]]
+
+
 def list_fingerprint(paths: Sequence[str], labels: np.ndarray, split: np.ndarray) -> str:
     """Hash of the file list, labels and split: the part of the fingerprint that is about data."""
     h = hashlib.sha256()
@@ -232,7 +237,7 @@ class Cache:
 
     @property
     def paths(self) -> list[str]:
-        return [p.decode() if isinstance(p, bytes) else p for p in self.f["paths"][:]]
+        return strings(self.f["paths"])
 
     @property
     def fold(self) -> np.ndarray | None:
@@ -251,7 +256,7 @@ class Cache:
         ds = self.f["extra"][name]
         if ds.dtype.kind in "fiu":
             return ds[:]
-        return [v.decode() if isinstance(v, bytes) else v for v in ds[:]]
+        return strings(ds)
 
     @property
     def duplicate_groups(self) -> np.ndarray:
@@ -274,7 +279,7 @@ class Cache:
 
     @property
     def errors(self) -> list[str]:
-        return [e.decode() if isinstance(e, bytes) else e for e in self.f["errors"][:]]
+        return strings(self.f["errors"])
 
     @property
     def has_zeroshot(self) -> bool:
@@ -286,7 +291,7 @@ class Cache:
             raise CacheError(f"{self.path}: no zero-shot prompts (the cache was not extracted "
                              f"with a clip/ backbone)")
         g = self.f["zeroshot"]
-        templates = [t.decode() if isinstance(t, bytes) else t for t in g["templates"][:]]
+        templates = strings(g["templates"])
         emb = g["class_embeddings"][:].astype(np.float32)
         scale = float(g.attrs.get("logit_scale", self.f.attrs.get("logit_scale", 100.0)))
         if emb.shape[0] != len(self.classes):

@@ -141,11 +141,6 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
     return scan
 
 
-def scan_folder(root: Path) -> list[tuple[str, str]]:
-    """(relative posix path, class) for every image under root/<class>/..., sorted by path."""
-    return walk_folder(root).items
-
-
 def file_digest(path: Path) -> str:
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -247,7 +242,7 @@ def assign_split(labels: np.ndarray, groups: np.ndarray, spec: str | None, seed:
         return fold_view(fold, k, test_fold), fold, spec
     # as before kfold existed: a dataset's own split (a CSV's split column, EmoSet's lists)
     # wins over ratios; `classify --split` re-splits a cache's images when another is wanted
-    if official is not None and not is_kfold(spec):
+    if official is not None:
         return (np.array([SPLIT_NAMES.index(s) for s in official], dtype=np.uint8), None,
                 official_name)
     if spec == "official":
@@ -271,7 +266,7 @@ def resolve_conflicts(paths: list[str], names: list[str], groups: np.ndarray, po
     found = []
     for members in by_group.values():
         labs = [names[i] for i in members]
-        if len(members) < 2 or len(set(labs)) < 2:
+        if len(set(labs)) < 2:  # one label: no conflict
             continue
         counts = Counter(labs).most_common()
         found.append({"paths": [paths[i] for i in members], "labels": labs})

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from featx.cache import Cache
+from featx.cache import Cache, strings
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -36,10 +36,6 @@ def describe_scan(skipped: Sequence[tuple[str, str]], links_out: int, links_in: 
     for r, ps in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         lines.append(f"  {len(ps)} {r}: e.g. {', '.join(ps[:limit])}")
     return lines
-
-
-def _strings(ds) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else v for v in ds[:]]
 
 
 def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
@@ -107,7 +103,7 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             lines.append(f"duplicates   {dups} groups of identical files"
                          + (f", e.g. {', '.join(groups[0][:3])}" if groups else ""))
         if "skipped" in c.f:
-            skipped = list(zip(_strings(c.f["skipped/path"]), _strings(c.f["skipped/reason"])))
+            skipped = list(zip(strings(c.f["skipped/path"]), strings(c.f["skipped/reason"])))
         else:
             skipped = []
         lines += describe_scan(skipped, int(a.get("links_out", 0)), int(a.get("links_in", 0)))

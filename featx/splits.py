@@ -24,6 +24,20 @@ def parse_split(spec: str) -> tuple[float, float, float]:
     return parts[0] / total, parts[1] / total, parts[2] / total
 
 
+def _groups_by_class(labels: Sequence[int], groups: Sequence[int]):
+    """The duplicate groups (first item, item -> group, size) and, per class, its groups in
+    canonical order; a group's class is the label of its first (canonical) item."""
+    labels = np.asarray(labels, dtype=np.int64)
+    _, first, inverse, sizes = np.unique(np.asarray(groups, dtype=np.int64), return_index=True,
+                                         return_inverse=True, return_counts=True)
+    group_label = labels[first]
+    per_class = []
+    for c in np.unique(group_label):
+        members = np.flatnonzero(group_label == c)
+        per_class.append((c, members[np.argsort(first[members], kind="stable")]))
+    return first, inverse, sizes, per_class
+
+
 def stratified_split(labels: Sequence[int], groups: Sequence[int], spec: str, seed: int) -> np.ndarray:
     """Split index (0 train, 1 val, 2 test) per item.
 
@@ -32,17 +46,9 @@ def stratified_split(labels: Sequence[int], groups: Sequence[int], spec: str, se
     same split; a group is stratified under the label of its first item.
     """
     fractions = parse_split(spec)
-    labels = np.asarray(labels, dtype=np.int64)
-    groups = np.asarray(groups, dtype=np.int64)
-    split = np.zeros(len(labels), dtype=np.uint8)
-    # group id -> members, group label = label of its first (canonical) member
-    _, first, inverse, sizes = np.unique(groups, return_index=True, return_inverse=True,
-                                         return_counts=True)
-    group_label = labels[first]
+    first, inverse, sizes, per_class = _groups_by_class(labels, groups)
     group_split = np.zeros(len(first), dtype=np.uint8)
-    for c in np.unique(group_label):
-        members = np.flatnonzero(group_label == c)
-        members = members[np.argsort(first[members], kind="stable")]
+    for c, members in per_class:
         rng = np.random.default_rng((int(seed), int(c)))
         members = members[rng.permutation(len(members))]
         n = int(sizes[members].sum())
@@ -52,8 +58,7 @@ def stratified_split(labels: Sequence[int], groups: Sequence[int], spec: str, se
         group_split[members[start < n_test]] = TEST
         group_split[members[(start >= n_test) & (start < n_test + n_val)]] = VAL
         group_split[members[start >= n_test + n_val]] = TRAIN
-    split[:] = group_split[inverse]
-    return split
+    return group_split[inverse]
 
 
 def is_kfold(spec: str | None) -> bool:
@@ -91,15 +96,9 @@ def kfold_assign(labels: Sequence[int], groups: Sequence[int], k: int, seed: int
     """Fold (0..k-1) per item: stratified per class, seeded, independent of file order (items in
     canonical order), identical files (shared group id) in one fold. Groups are dealt, largest
     first, to the fold of their class with the fewest items so far."""
-    labels = np.asarray(labels, dtype=np.int64)
-    groups = np.asarray(groups, dtype=np.int64)
-    _, first, inverse, sizes = np.unique(groups, return_index=True, return_inverse=True,
-                                         return_counts=True)
-    group_label = labels[first]
+    first, inverse, sizes, per_class = _groups_by_class(labels, groups)
     group_fold = np.zeros(len(first), dtype=np.int8)
-    for c in np.unique(group_label):
-        members = np.flatnonzero(group_label == c)
-        members = members[np.argsort(first[members], kind="stable")]
+    for c, members in per_class:
         rng = np.random.default_rng((int(seed), int(c), 7919))
         members = members[rng.permutation(len(members))]
         members = members[np.argsort(-sizes[members], kind="stable")]
