@@ -135,15 +135,8 @@ def paired_bootstrap_macro_recall(y_true: Sequence[int], pred_a: Sequence[int],
     if len(y_true) == 0:
         return {"diff": float("nan"), "ci95": [float("nan")] * 2, "p_value": None}
     ra, rb = _macro_recall_replicates(y_true, [a, b], n_classes, n_boot, seed)
-    obs = _macro_recall(y_true, a, n_classes) - _macro_recall(y_true, b, n_classes)
+    obs = macro_recall(y_true, a) - macro_recall(y_true, b)
     d = ra - rb
     p = float(np.mean(np.abs(d - obs) >= abs(obs) - 1e-12)) if obs != 0 else 1.0
     lo, hi = np.quantile(d, [0.025, 0.975])
     return {"diff": float(obs), "ci95": [float(lo), float(hi)], "p_value": p}
-
-
-def _macro_recall(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    cm = confusion(y_true, y_pred, n_classes)
-    support = cm.sum(axis=1)
-    present = support > 0
-    return float((np.diag(cm)[present] / support[present]).mean()) if present.any() else 0.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from classify.ldl import ldl_measures
-from classify.metrics import bootstrap_macro_recall_ci, paired_bootstrap_macro_recall
+from classify.metrics import (bootstrap_macro_recall_ci, macro_recall,
+                              paired_bootstrap_macro_recall)
 from classify.soft import SoftLabelLogReg
 
 from .classify_helpers import read_json, run
@@ -96,6 +97,11 @@ def test_macro_recall_interval_and_paired_test():
     t = paired_bootstrap_macro_recall(y, good, twin, 5)
     assert t["p_value"] > 0.05 and t["ci95"][0] < 0 < t["ci95"][1]
     assert paired_bootstrap_macro_recall(y, good, good, 5)["p_value"] == 1.0
+    # a class predicted but absent from the truth counts as 0, as in macro_recall
+    odd = np.where(y == 4, 0, y)
+    wild = np.where(rng.random(1500) < 0.1, 4, odd)
+    t = paired_bootstrap_macro_recall(odd, odd, wild, 5)
+    assert t["diff"] == pytest.approx(macro_recall(odd, odd) - macro_recall(odd, wild))
 
 
 def test_distribution_model_file_predicts_like_the_fitted_model(tmp_path, ldl_cache):
