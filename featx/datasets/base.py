@@ -95,6 +95,8 @@ def to_float(path: Path, line: int, value: str, what: str) -> float:
 
 
 def check_distribution(path: Path, line: int, probs: list[float], tol: float = 0.02) -> None:
+    if not all(np.isfinite(p) for p in probs):
+        raise fail(path, line, "a probability is not a finite number")
     if any(p < 0 for p in probs):
         raise fail(path, line, "a probability is negative")
     total = sum(probs)

@@ -204,6 +204,10 @@ def test_twitter2_fi_folder_and_csv(tmp_path):
     with pytest.raises(FeatxError) as e:
         load_collection(tmp_path / "c" / "m.csv")
     assert "m.csv:2: probabilities sum to 0.9" in _one_line(e)
+    (tmp_path / "c" / "m.csv").write_text("path,label,p_awe,p_fear\n0.jpg,awe,nan,0.5\n")
+    with pytest.raises(FeatxError) as e:
+        load_collection(tmp_path / "c" / "m.csv")
+    assert "m.csv:2: a probability is not a finite number" in _one_line(e)
 
 
 def test_detection_uncertain_asks_for_format(tmp_path):
