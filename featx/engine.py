@@ -108,10 +108,12 @@ class Engine:
         with autocast(self.device):
             return self.extractor(x)
 
-    def __call__(self, images: Tensor, valid: np.ndarray) -> dict[str, np.ndarray]:
-        out = {}
-        for lv, x in self.forward(images).items():
-            a = x.to("cpu").numpy().astype(self.np_dtype)
-            a[~valid] = 0  # an undecodable image's rows are zero, never its placeholder's features
-            out[lv] = a
-        return out
+    def __call__(self, images: Tensor, valid: np.ndarray,
+                 names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """{level: numpy in the stored dtype}, undecodable rows zeroed; NonFiniteFeatures (naming
+        `names`, the batch's images) where a feature is NaN or infinite before or after the
+        cast."""
+        from featx.finite import stored_features
+
+        names = names if names is not None else [f"image {i}" for i in range(len(valid))]
+        return stored_features(self.forward(images), valid, self.np_dtype, names)

@@ -23,7 +23,7 @@ from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerpr
 from featx.dataset import Collection, FolderScan, describe_conflicts, load_collection
 from featx.errors import FeatxError
 from featx.extractor import check_pool, pooled_dims
-from featx.finite import NonFiniteFeatures, stored_features
+from featx.finite import NonFiniteFeatures
 from featx.info import describe_scan
 from featx.levels import parse_levels
 from featx.lock import OutputLock
@@ -346,8 +346,6 @@ def _zeroshot_from(model, cfg: ExtractConfig, parts: Parts, classes, templates, 
 def _prompts(cfg: ExtractConfig, parts: Parts, coll: Collection, templates, device):
     """The class embeddings computed during the run, or (a run resumed with every chunk done)
     from a model built for them."""
-    from featx import zeroshot
-    from featx.backbones import get_backbone
     from featx.weights import build_model
 
     p = _stored_prompts(parts, templates)
@@ -429,8 +427,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
                                  decoder.collate):
             idx, images, errors = decoder.finish(batch, device, pp)
             valid = np.array([not e for e in errors], dtype=bool)
-            feats = stored_features(engine.forward(images), valid, engine.np_dtype,
-                                    [show(coll.paths[int(i)]) for i in idx])
+            feats = engine(images, valid, [show(coll.paths[int(i)]) for i in idx])
             k = int(idx[0]) // chunk_size
             if k != current:
                 current, buf = k, []
@@ -525,8 +522,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
             idx, images, errs = decoder.finish(batch, dev, pp)
             ok = np.array([not e for e in errs], dtype=bool)
             rows = idx.numpy()
-            for lv, x in stored_features(engine.forward(images), ok, engine.np_dtype,
-                                         [show(paths[int(i)]) for i in rows]).items():
+            for lv, x in engine(images, ok, [show(paths[int(i)]) for i in rows]).items():
                 feats[lv][rows] = x
             valid[rows] = ok
             for i, e in zip(rows, errs):
