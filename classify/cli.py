@@ -145,7 +145,7 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
     from classify.persist import save_model
     from classify.protocol import class_map_file
     from classify.training import run_fit
-    from featx.splits import is_kfold
+    from featx.splits import has_rounds
 
     if cv is not None and cv < 2:
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
@@ -156,7 +156,7 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 
         with Cache(cache) as c:
             spec = split or str(c.attrs.get("split_spec", ""))
-        if is_kfold(spec) and spec.count(":") == 1:
+        if has_rounds(spec):
             raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
                              f"save one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})

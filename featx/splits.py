@@ -65,6 +65,11 @@ def is_kfold(spec: str | None) -> bool:
     return bool(spec) and str(spec).startswith("kfold:")
 
 
+def has_rounds(spec: str | None) -> bool:
+    """Whether the protocol is several rounds (kfold:K): one model per fold, not one model."""
+    return is_kfold(spec) and parse_kfold(spec)[1] is None
+
+
 def parse_kfold(spec: str) -> tuple[int, int | None]:
     """'kfold:5' -> (5, None); 'kfold:5:2' -> (5, 2): the view of fold 2 as test."""
     parts = str(spec).split(":")

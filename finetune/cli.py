@@ -30,13 +30,13 @@ def _split(value: str | None) -> str | None:
     if value is None:
         return None
     from featx.errors import FeatxError
-    from featx.splits import check_spec, is_kfold
+    from featx.splits import check_spec, has_rounds
 
     try:
         check_spec(value)
     except FeatxError as e:
         raise click.BadParameter(str(e)) from None
-    if is_kfold(value) and value.count(":") == 1:
+    if has_rounds(value):
         raise click.BadParameter(f"{value}: a run trains one model; name its test fold, e.g. "
                                  f"{value}:0 (run K times for the K folds)")
     return value
