@@ -22,10 +22,9 @@ TASKS = ("emotion", "sentiment")
 
 def read_map_file(path: Path) -> dict[str, str]:
     """`class,target` lines (a header line is allowed) -> {class: target}."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise FeatxError(f"{path}: cannot read the map file ({e.strerror or e})") from None
+    from featx.datasets.base import read_text
+
+    text = read_text(Path(path), strict=True)  # one-line errors: unreadable, not UTF-8
     out: dict[str, str] = {}
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or not "".join(row).strip():

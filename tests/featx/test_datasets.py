@@ -272,3 +272,12 @@ def test_kfold_every_image_in_one_fold_stratified_duplicate_safe(tmp_path):
     for bad in ("kfold:1", "kfold:x", "kfold:3:3"):
         with pytest.raises(FeatxError, match="--split"):
             load_collection(root, split=bad)
+
+
+def test_map_file_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    from featx.tasks import read_map_file
+
+    (tmp_path / "map.csv").write_bytes(b"class,sentiment\nd\xe9go\xfbt,negative\n")
+    with pytest.raises(FeatxError) as e:
+        read_map_file(tmp_path / "map.csv")
+    assert "map.csv: not UTF-8 text (byte 17)" in _one_line(e)
