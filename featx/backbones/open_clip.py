@@ -111,7 +111,7 @@ def resolve(name: str) -> Backbone:
     try:
         with _quiet(), torch.device("meta"):
             model = open_clip.create_model(arch, pretrained=None, device="meta",
-                                           **_kwargs(arch, tag))
+                                           **_kwargs(arch, tag)).eval()
     except (ImportError, RuntimeError) as e:  # e.g. "Please pip install transformers"
         raise FeatxError(f"--backbone clip/{name}: open_clip cannot build it here "
                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "

@@ -33,15 +33,15 @@ def _output_module(model: nn.Module, seen: list) -> tuple[str, int]:
 
 
 def _stem(model: nn.Module, first_stage: str, seen: list) -> str:
-    """The top-level module that runs right before the one holding the first stage."""
-    tops: list[str] = []
-    for name, _, _ in seen:
-        if name and "." not in name and name not in tops:
-            tops.append(name)
+    """The top-level module that finishes last before the first stage starts (`seen`: the
+    trace, in the order modules return; a stage container may never be called itself)."""
     parent = first_stage.split(".")[0]
-    if parent not in tops or tops.index(parent) == 0:
-        raise FeatxError(f"{type(model).__name__}: no stem module before {first_stage}")
-    return tops[tops.index(parent) - 1]
+    start = next((i for i, (n, _, _) in enumerate(seen)
+                  if n == first_stage or n.startswith(first_stage + ".")), None)
+    tops = [n for n, _, _ in seen[:start] if n and "." not in n and n != parent]
+    if start is None or not tops:
+        raise FeatxError(f"no stem module before {first_stage}")
+    return tops[-1]
 
 
 def _extra_tokens(model: nn.Module) -> int:
@@ -175,8 +175,8 @@ def _meta_model(name: str) -> nn.Module:
         raise FeatxError(f"unknown --backbone timm/{name}: timm has no model {arch!r}"
                          + (f" (similar: {', '.join(close)})" if close else ""))
     try:
-        with torch.device("meta"):
-            return timm.create_model(name, pretrained=False)
+        with torch.device("meta"):  # eval: a train-mode norm refuses the 1-image trace
+            return timm.create_model(name, pretrained=False).eval()
     except (RuntimeError, ValueError, KeyError) as e:
         raise FeatxError(f"--backbone timm/{name}: {e}") from None
 
