@@ -64,7 +64,7 @@ def reason_group(reason: str) -> str:
     """A refusal's reason without the model's own names, to count them by kind."""
     r = re.sub(r"--backbone \S+: ", "", reason)
     r = re.sub(r"featx cannot tap \w+: ", "", r)
-    r = re.sub(r"'[^']*'|\([^)]*\)|\d+", "_", r)
+    r = re.sub(r"'[\w.]+'|\([^)]*\)|\d+", "_", r)
     return r[:110]
 
 
