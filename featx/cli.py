@@ -122,6 +122,27 @@ def info(cache: Path, failures: int) -> None:
 
 
 @main.command()
+@click.argument("cache", type=click.Path(path_type=Path))
+@click.option("--to", "to", type=click.Choice(["parquet", "npz"]), required=True,
+              help="parquet (pandas, polars, DuckDB) or npz (numpy)")
+@click.option("--levels", default=None, help="e.g. L4 or L3,L4 (default: every level)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output file (default: CACHE with the format's suffix)")
+@click.option("--quiet", "-q", is_flag=True)
+@one_line_errors
+def export(cache: Path, to: str, levels: str | None, out: Path | None, quiet: bool) -> None:
+    """Write CACHE as one table, a row per image: path, label, split/fold, valid, error, each
+    level as a fixed-size list column (npz: an [n, D] array), label_dist, extra columns."""
+    from featx.ecosystem.export import export as run
+    from featx.pathnames import show
+
+    written = run(cache, to, levels, out)
+    if not quiet:
+        _err(f"wrote {show(written)}")
+    click.echo(show(written))
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path), default=Path("cache/demo"))
 @click.option("--per-class", default=60, show_default=True, help="images per class")
 @click.option("--size", default=112, show_default=True, help="image size in pixels")

@@ -17,25 +17,14 @@ import numpy as np
 
 from featx.datasets.base import Items, ReadOptions, Reader, check_distribution, fail
 from featx.datasets.members import ArrowRow, ArrowTable
+from featx.ecosystem.extras import need
 from featx.errors import FeatxError
 from featx.pathnames import show
 
-INSTALL = "pip install 'featx[hf]'"
 # split names as published -> featx's
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val",
                  "val": "val", "dev": "val", "test": "test", "testing": "test"}
 LABEL_NAMES = ("label", "labels", "emotion", "class", "category")
-
-
-def need(module: str, extra: str = "hf"):
-    """Import an optional dependency or fail in one line naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise FeatxError(f"this needs the {module} package: pip install 'featx[{extra}]'") \
-            from None
 
 
 @dataclass

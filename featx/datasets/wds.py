@@ -25,9 +25,9 @@ def is_pattern(path: Path | str) -> bool:
 def shards(path: Path) -> list[Path]:
     """The shard files, in order."""
     if is_pattern(path):
-        from featx.datasets.hf import need
+        from featx.ecosystem.extras import need
 
-        names = list(need("braceexpand", "hf").braceexpand(str(path)))
+        names = list(need("braceexpand").braceexpand(str(path)))
         missing = [n for n in names if not Path(n).is_file()]
         if missing:
             raise FeatxError(f"{show(missing[0])}: no such shard ({len(missing)} of "
