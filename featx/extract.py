@@ -68,6 +68,10 @@ class ExtractConfig:
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
     decode: str = "auto"
     prompts: Path | None = None  # CLIP zero-shot templates file (default: featx.zeroshot's)
+    hf_split: str | None = None  # --format hf: one split (default: all)
+    image_column: str | None = None  # --format hf: default detected
+    label_column: str | None = None
+    id_column: str | None = None
 
 
 @dataclass
@@ -174,10 +178,14 @@ def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
     return meta
 
 
-def _choose_decoder(mode: str, device):
+def _choose_decoder(mode: str, device, inside: bool = False):
+    """`inside`: the images lie inside shards or tables, which only the CPU decoder reads."""
     from featx.loader import CPU_DECODER
-    if mode == "cpu" or (mode == "auto" and device.type != "cuda"):
+    if mode == "cpu" or (mode == "auto" and (device.type != "cuda" or inside)):
         return CPU_DECODER
+    if inside:
+        raise FeatxError("--decode gpu reads image files; images inside shards or tables "
+                         "(--format hf/webdataset) are decoded on the CPU: use --decode cpu")
     if device.type != "cuda":
         raise FeatxError("--decode gpu needs a CUDA --device")
     from featx.gpu_decode import GPU_DECODER, gpu_decode_works
@@ -226,9 +234,9 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     pp = bb.preprocess(cfg.image_size)
     templates = _templates(cfg, bb)
     dtype = cfg.dtype or default_dtype(device)
-    decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
             f"`classify --split {cfg.split}` re-splits the cache's images")
@@ -321,6 +329,7 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                "dropped": coll.dropped,
                "task": task_name(cfg.task),
                "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
+               **({"data_source": coll.source} if coll.source else {}),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
     try:
@@ -393,7 +402,11 @@ def collection_for(cfg: ExtractConfig) -> Collection:
 
     coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
                            conflicts=cfg.conflicts,
-                           options=ReadOptions(label=cfg.label, agree=cfg.agree))
+                           options=ReadOptions(label=cfg.label, agree=cfg.agree,
+                                               hf_split=cfg.hf_split,
+                                               image_column=cfg.image_column,
+                                               label_column=cfg.label_column,
+                                               id_column=cfg.id_column))
     mapped = class_mapping(coll.classes, cfg.task)
     if mapped is not None:
         classes, index = mapped
@@ -430,7 +443,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
             _zeroshot_from(engine.model, cfg, parts, coll.classes, templates, device)
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
     workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
-    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
+    dataset = decoder.dataset([coll.image(i) for i in range(n)], pp)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
     bar = Progress(total, "extract" if world.size == 1 else f"extract (rank 0 of {world.size})",
