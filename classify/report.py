@@ -210,6 +210,9 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
                       f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
         images.append((name, r["name"]))
     recall_png(folder / "recall.png", picked, classes)
+    from classify.figures import extra_figures
+
+    images = extra_figures(folder, rows) + images
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
     write_text(folder / "index.html", _page(title, rows, images, gallery))
