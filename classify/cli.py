@@ -4,6 +4,8 @@ commands, so `classify --help` loads neither torch nor scikit-learn."""
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import click
 
@@ -46,8 +48,9 @@ _WEIGHTED = click.option("--weighted", is_flag=True,
 
 
 def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
-          quiet: bool = False) -> None:
-    """Table, --json and --report; `evaluated()` gives the gallery's images (None: none)."""
+          quiet: bool = False, more=()) -> None:
+    """Table, --json and --report; `evaluated()` gives the gallery's images (None: none),
+    `more` further galleries as (page name, title, evaluated)."""
     from classify.atomic import write_json
     from classify.report import text_table, write_report
     from classify.rows import rows_document
@@ -63,8 +66,16 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
 
             gallery = write_gallery(report_dir, evaluated(), title=f"{title}: error analysis",
                                     quiet=quiet)
-        page = write_report(report_dir, doc["rows"], classes, title=title, gallery=gallery)
-        click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else ""), err=True)
+        extra = []
+        if more:
+            from classify.gallery import write_gallery
+
+            extra = [(write_gallery(report_dir, ev(), title=t, quiet=quiet, name=name), t)
+                     for name, t, ev in more]
+        page = write_report(report_dir, doc["rows"], classes, title=title, gallery=gallery,
+                            more_galleries=extra)
+        click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else "")
+                   + "".join(f", {g}" for g, _ in extra), err=True)
 
 
 def _images_found(cache, data, report_dir) -> bool:
@@ -91,6 +102,32 @@ def _gallery_of(trained, data):
     from classify.gallery import evaluated_from_trained
 
     return lambda: evaluated_from_trained(trained, data)
+
+
+def _cross_galleries(trained, report_dir, class_map, task) -> list:
+    """For --report: the gallery of each cross-dataset row, on the other cache's images
+    (found where that cache records them; otherwise a note)."""
+    from classify.gallery import data_root, evaluated_cross
+    from classify.protocol import class_map_file
+    from featx.cache import Cache
+
+    out = []
+    for r in trained.results if report_dir else ():
+        other = (r.row.get("cross_dataset") or {}).get("eval")
+        if not other:
+            continue
+        with Cache(other) as c:
+            attrs = dict(c.attrs)
+        try:
+            data_root(attrs, None, other)
+        except FeatxError as e:
+            click.echo(f"note: no gallery of the cross-dataset row: {e}", err=True)
+            continue
+        name = "gallery_" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(other).stem)
+        out.append((name, f"{r.row['name']}: error analysis on {Path(other).name}'s images",
+                    lambda o=other: evaluated_cross(trained, o, class_map_file(class_map),
+                                                    task)))
+    return out
 
 
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
@@ -166,7 +203,8 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
                       eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify fit: {trained.results[0].row['name']}",
-          _gallery_of(trained, data) if gallery else None, quiet)
+          _gallery_of(trained, data) if gallery else None, quiet,
+          _cross_galleries(trained, report_dir, class_map, task))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
