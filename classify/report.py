@@ -252,9 +252,20 @@ def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None
     _save_figure(fig, path)
 
 
+def is_fold_row(row: dict) -> bool:
+    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`)."""
+    return isinstance(row.get("fold"), int)
+
+
+def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
+    """The rows a table shows: k-fold summaries, each fold's row only with `folds_detail`."""
+    return [r for r in rows if folds_detail or not is_fold_row(r)]
+
+
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
-    """The rows worth a figure: the best by test accuracy first."""
-    order = sorted(rows, key=lambda r: -(r["test"]["accuracy"] or 0))
+    """The rows worth a figure: the best by test accuracy first, k-fold summaries rather than
+    single folds."""
+    order = sorted(shown_rows(rows), key=lambda r: -(r["test"]["accuracy"] or 0))
     return order[:limit]
 
 
