@@ -159,9 +159,9 @@ def _fit_distribution(d: LevelData, cache, seed: int):
     return est, res, recipe
 
 
-def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
-               seed: int, target: str, task: str | None) -> Result:
-    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str | None):
+    """Every valid image of `other` whose class matches one of `d`'s (after `task` and
+    `class_map`), labelled with the training classes; and the count of the others per class."""
     from classify.protocol import match_classes
     from featx.tasks import class_mapping, map_labels
 
@@ -175,7 +175,17 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
     keep = y >= 0
     unmatched = {other_classes[c]: int(n) for c, n in
                  enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
-    X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
+    part.X, part.y, part.rows = part.X[keep], y[keep], part.rows[keep]
+    part.paths = [p for p, k in zip(part.paths, keep) if k]
+    part.dist = None  # over the other set's classes, not the model's
+    return part, unmatched
+
+
+def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
+               seed: int, target: str, task: str | None) -> Result:
+    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+    part, unmatched = cross_images(d, other, class_map, task)
+    X, y, paths = part.X, part.y, part.paths
     pred = _predict(est, X)
     va = res.row["val"]
     row = make_result(f"{res.row['name']} -> {_stem(other)}", res.row["levels"],
@@ -184,7 +194,7 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": int(keep.sum())}, target=target)
+                                     "n_eval": len(y)}, target=target)
     row.row["val"] = va
     return row
 
