@@ -4,6 +4,7 @@ forward_intermediates and pre-logits, open_clip's encode_image, hooks for maps) 
 line; and the cases the issue found, through the CLI."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from .featx_helpers import run_featx
 from featx.backbones import get_backbone
-from featx.backbones.conformance import check
+from featx.backbones.conformance import check, compare
 from featx.errors import FeatxError
 from featx.extract import feature_settings
 from featx.extractor import MultiLevelExtractor, check_pool
@@ -68,6 +69,21 @@ def test_class_token_only_after_the_main_blocks():
         assert bb.taps_rev  # a cache of the older taps gets another fingerprint
     with pytest.raises(FeatxError, match="L0 is a token sequence without a class token"):
         check_pool(bb, ["L0", "L4"], "cls")
+
+
+@pytest.mark.parametrize("name,levels,old", [
+    # featx's first taps: one class token counted at every level of XCiT
+    ("timm/xcit_nano_12_p16_224", LEVELS[:4], dict(prefix=1, cls=True)),
+    # ...and L4 of a gap ViT before its head's fc_norm
+    ("timm/vit_wee_patch16_reg1_gap_256", ["L4"], dict(module="norm", kind="tokens", prefix=1)),
+])
+def test_the_reference_catches_the_old_taps(name, levels, old):
+    bb = get_backbone(name)
+    model = build_model(bb, "none", seed=0, image_size=32)[0].eval()
+    assert compare(model, bb, 32).status == "exact"
+    wrong = replace(bb, taps={**bb.taps, **{lv: replace(bb.taps[lv], **old) for lv in levels}})
+    v = compare(model, wrong, 32)
+    assert v.status == "wrong" and all(f"{lv}/gap" in v.reason for lv in levels), v.reason
 
 
 def test_new_taps_change_the_fingerprint_only_where_they_changed():
