@@ -138,3 +138,25 @@ def test_refusals_come_before_any_image_and_leave_nothing(small_set, tmp_path):
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
         assert not out.exists() and not (tmp_path / "t.h5.parts").exists()
+
+
+def test_a_cache_or_work_folder_of_the_old_taps_is_never_resumed(small_set, tmp_path):
+    from featx.parts import Parts
+    from featx.settings import from_cache_attrs, full_fingerprint
+
+    name = "timm/xcit_nano_12_p16_224"
+    args = ["extract", small_set, "--backbone", name, "--weights", "none", "--image-size", "32",
+            "--device", "cpu", "--workers", "0", "--quiet", "--layers", "L3,L4"]
+    out = tmp_path / "x.h5"
+    assert run_featx(*args, "--out", out).exit_code == 0
+    with h5py.File(out, "r+") as f:  # what featx wrote before the taps were traced
+        old = {k: v.item() if isinstance(v, np.generic) else v
+               for k, v in from_cache_attrs(f.attrs).items()}
+        assert old["backbone"] == name
+        f.attrs["fingerprint"] = full_fingerprint(old)
+    r = run_featx(*args, "--out", out)
+    assert r.exit_code == 1 and f"backbone {name} -> {name} (taps-2)" in r.output, r.output
+    Parts(tmp_path / "y.h5").create({"fingerprint": full_fingerprint(old), "settings": old})
+    r = run_featx(*args, "--out", tmp_path / "y.h5")
+    assert r.exit_code == 1 and "older taps of this model: delete the folder" in r.output
+    assert len(r.output.strip().splitlines()) == 1
