@@ -83,12 +83,20 @@ FOLDS = [("folds acc mean±std", lambda r: _fold_stat(r, "accuracy")),
          ("folds mrec mean±std", lambda r: _fold_stat(r, "macro_recall"))]
 
 
-def _ldl(r: dict) -> str:
-    m = r["test"].get("ldl")
-    return "" if not m else f"{m['kl']:.4f}"
+LDL_HEADERS = {"chebyshev": "Cheb↓", "clark": "Clark↓", "canberra": "Canb↓", "kl": "KL↓",
+               "cosine": "cos↑", "intersection": "inter↑"}  # classify.ldl.MEASURES
 
 
-LDL = ("test KL", _ldl)
+def _ldl(measure: str):
+    def cell(r: dict) -> str:
+        m = r["test"].get("ldl")
+        return "" if not m or m.get(measure) is None else f"{m[measure]:.4f}"
+    return cell
+
+
+LDL = [(f"test {h}", _ldl(m)) for m, h in LDL_HEADERS.items()]
+# a distribution row's accuracy is top-1 against each image's most-voted class
+ACC_OF = ("acc vs", lambda r: "most-voted" if r["test"].get("ldl") else "label")
 
 
 def _columns(rows: Sequence[dict]):
@@ -104,7 +112,8 @@ def _columns(rows: Sequence[dict]):
     if any(r.get("kfold") for r in rows):
         cols[-1:-1] = FOLDS
     if any(r["test"].get("ldl") for r in rows):
-        cols.append(LDL)
+        cols.insert(1, ACC_OF)
+        cols += LDL
     if any("mcnemar_p" in r for r in rows):
         cols.append(MCNEMAR)
     if any("macro_recall_p" in r for r in rows):
@@ -137,7 +146,7 @@ CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "v
               "test_n", "fold", "folds_test_accuracy_mean", "folds_test_accuracy_std",
               "folds_test_macro_recall_mean", "folds_test_macro_recall_std", "mcnemar_p",
               "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p", "source", "protocol",
-              "unmatched"]
+              "unmatched", "acc_vs", *(f"test_{m}" for m in LDL_HEADERS)]
 
 
 def csv_table(rows: Sequence[dict]) -> str:
@@ -162,7 +171,8 @@ def csv_table(rows: Sequence[dict]) -> str:
                     "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
                     "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", ""),
                     "source": r.get("source", ""), "protocol": _protocol(r),
-                    "unmatched": _unmatched(r)})
+                    "unmatched": _unmatched(r), "acc_vs": ACC_OF[1](r),
+                    **{f"test_{m}": (t.get("ldl") or {}).get(m, "") for m in LDL_HEADERS}})
     return buf.getvalue()
 
 
@@ -262,6 +272,39 @@ def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
     return [r for r in rows if folds_detail or not is_fold_row(r)]
 
 
+def level_weights_lines(rows: Sequence[dict]) -> list[str]:
+    """One line per weighted stack: its learned weight of each level (k-fold: mean±std)."""
+    out = []
+    for r in rows:
+        w, sd = r.get("level_weights"), r.get("level_weights_std") or {}
+        if w:
+            out.append(f"{r['name']}: level weights " + ", ".join(
+                f"{lv} {v:.3f}" + (f"±{sd[lv]:.3f}" if lv in sd else "") for lv, v in w.items()))
+    return out
+
+
+def level_weights_png(path: Path, rows: Sequence[dict]) -> None:
+    """The learned level weights of each weighted stack, one bar group per level."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stacks = [r for r in rows if r.get("level_weights")][:8]
+    levels = list(dict.fromkeys(lv for r in stacks for lv in r["level_weights"]))
+    width = 0.8 / len(stacks)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(levels)), 3.4))
+    for i, r in enumerate(stacks):
+        w, sd = r["level_weights"], r.get("level_weights_std") or {}
+        ax.bar(np.arange(len(levels)) + (i - (len(stacks) - 1) / 2) * width,
+               [w.get(lv, 0.0) for lv in levels], width, label=r["name"],
+               yerr=[sd.get(lv, 0.0) for lv in levels] if sd else None, capsize=3)
+    ax.set_xticks(range(len(levels)), levels)
+    ax.set_ylabel("learned weight")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save_figure(fig, path)
+
+
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
     """The rows worth a figure: the best by test accuracy first, k-fold summaries rather than
     single folds."""
@@ -284,14 +327,19 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
                       f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
         images.append((name, r["name"]))
     recall_png(folder / "recall.png", picked, classes)
+    weights = level_weights_lines(rows)
+    if weights:
+        level_weights_png(folder / "level_weights.png", rows)
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
-    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries))
+    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries,
+                                            weights))
     return folder / "index.html"
 
 
 def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
-          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = ()) -> str:
+          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = (),
+          weights: Sequence[str] = ()) -> str:
     figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
     return f"""<!doctype html>
@@ -304,6 +352,8 @@ def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
  if gallery else ""}
 {"".join(f'<p><a href="{g.name}">{html.escape(label)}</a></p>' for g, label in more_galleries)}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
+{'<h2>Learned level weights of the stack</h2><img src="level_weights.png" alt="level weights">'
+ + "".join(f"<p>{html.escape(w)}</p>" for w in weights) if weights else ""}
 <h2>Confusion matrices (test, best rows)</h2>{figs}
 </body></html>
 """
