@@ -16,7 +16,9 @@ from featx.levels import parse_levels
 META_CHOICES = ("weighted", "logreg", "lgbm")  # classify.stacking.META_MODELS, without sklearn
 
 
-def _levels(ctx, param, value: str) -> list[str]:
+def _levels(ctx, param, value: str) -> list[str] | str:
+    if ":" in value:  # ALIAS:LEVEL items of several caches: classify.fusion parses them
+        return value
     try:
         return parse_levels(value)
     except FeatxError as e:
@@ -24,6 +26,7 @@ def _levels(ctx, param, value: str) -> list[str]:
 
 
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
+_CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
                      help="Write SPEC's {\"rows\": [...]} document here.")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
@@ -147,6 +150,20 @@ def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None])
                 check_writable(path, flag, folder=is_folder)
 
 
+def _fused(caches: tuple[str, ...], levels):
+    """(what run_fit / run_stack take as the cache, its levels): one cache as it is, several
+    as a classify.fusion.Fused of the same images."""
+    if len(caches) == 1:
+        if isinstance(levels, str):
+            raise FeatxError(f"--levels {levels}: ALIAS:LEVEL names one of several caches; "
+                             f"with one cache give the levels alone")
+        return caches[0], levels
+    from classify.fusion import Fused
+
+    fused = Fused(caches, levels if isinstance(levels, str) else ",".join(levels))
+    return fused, fused.levels
+
+
 def _jobs(jobs: int | None) -> int:
     if jobs is not None and jobs < 1:
         raise FeatxError(f"--jobs {jobs}: give a positive number")
@@ -159,9 +176,11 @@ def main() -> None:
 
 
 @main.command()
-@_CACHE
+@_CACHES
 @click.option("--levels", default="L4", show_default=True, callback=_levels,
-              help="Levels side by side: L4, L3,L4, L0-L4.")
+              help="Levels side by side: L4, L3,L4, L0-L4. Several caches of the same images "
+                   "(fusion): the levels of each, or ALIAS:LEVELS per cache, e.g. "
+                   "clip:emb,resnet101:L3-L4 (alias: the backbone's name or the file's stem).")
 @click.option("--model", type=click.Choice(list(MODELS)), default="logreg", show_default=True)
 @_WEIGHTED
 @click.option("--cv", type=int, default=None,
@@ -185,9 +204,10 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
-def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
+def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
         class_map, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
-    """Train one model on CACHE's LEVELS; evaluate on val and test."""
+    """Train one model on CACHES' LEVELS (several caches of the same images: their levels side
+    by side); evaluate on val and test."""
     from classify.persist import save_model
     from classify.protocol import class_map_file
     from classify.training import run_fit
@@ -197,16 +217,19 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    cache, levels = _fused(caches, levels)
+    if eval_cache and len(caches) > 1:
+        raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
     if model_out:
         from featx.cache import Cache
 
-        with Cache(cache) as c:
+        with Cache(caches[0]) as c:
             spec = split or str(c.attrs.get("split_spec", ""))
         if has_rounds(spec):
             raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
                              f"save one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
-    gallery = _images_found(cache, data, report_dir)
+    gallery = _images_found(caches[0], data, report_dir)
     trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
                       quiet=quiet, split=split, task=task, target=target,
                       eval_cache=eval_cache, class_map=class_map_file(class_map))
@@ -219,8 +242,9 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 
 
 @main.command()
-@_CACHE
-@click.option("--levels", default="L0-L4", show_default=True, callback=_levels)
+@_CACHES
+@click.option("--levels", default="L0-L4", show_default=True, callback=_levels,
+              help="As fit's: one base model per (cache, level).")
 @click.option("--base", type=click.Choice(list(MODELS)), default="logreg", show_default=True,
               help="Per-level base model (its default hyperparameters).")
 @click.option("--meta", type=click.Choice(META_CHOICES), default="weighted", show_default=True,
@@ -239,16 +263,18 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, folds_detail, data,
-          json_path, report_dir, quiet, seed, jobs):
-    """Stack per-level models of CACHE; rows for each level and for the stack."""
+def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, folds_detail,
+          data, json_path, report_dir, quiet, seed, jobs):
+    """Stack per-level models of CACHES (several caches of the same images: one per (cache,
+    level)); rows for each level and for the stack."""
     from classify.persist import save_model
     from classify.training import run_stack
 
     if folds < 2:
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
+    cache, levels = _fused(caches, levels)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
-    gallery = _images_found(cache, data, report_dir)
+    gallery = _images_found(caches[0], data, report_dir)
     trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
                         jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
@@ -381,6 +407,7 @@ def convert(old, new, trust):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path())
+@click.argument("more", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--out", "csv_out", default="predictions.csv", show_default=True,
               type=click.Path(dir_okay=False))
 @click.option("--batch-size", default=64, show_default=True,
@@ -393,8 +420,9 @@ def convert(old, new, trust):
 @_DATA
 @_QUIET
 @one_line_errors
-def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet):
-    """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
+def predict(model, target, more, csv_out, batch_size, device, report_dir, data, quiet):
+    """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL; a
+    fused model takes its caches in order: MODEL CACHE_A CACHE_B ..."""
     from pathlib import Path
 
     from classify.atomic import write_text
@@ -405,6 +433,13 @@ def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet)
     bundle = load_model(model)
     target = Path(target)
     root, escaped = target, True
+    fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
+    if fused and "sources" not in bundle:
+        raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
+    if fused and target.is_dir():
+        raise FeatxError(f"{target}: a fused model predicts on its caches "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
+                         f"them with featx extract and give them in that order")
     if target.is_dir():
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
@@ -415,7 +450,12 @@ def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet)
             with Cache(target) as c:
                 root = data_root(c.attrs, data, str(target))
                 escaped = bool(c.attrs.get("path_escapes"))
-        preds = predict_cache(bundle, target)
+        if fused:
+            from classify.fusion import predict_fused
+
+            preds = predict_fused(bundle, [str(target), *more])
+        else:
+            preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
     write_text(csv_out, predictions_csv(preds, bundle["classes"]))

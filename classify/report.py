@@ -283,28 +283,6 @@ def level_weights_lines(rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def level_weights_png(path: Path, rows: Sequence[dict]) -> None:
-    """The learned level weights of each weighted stack, one bar group per level."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stacks = [r for r in rows if r.get("level_weights")][:8]
-    levels = list(dict.fromkeys(lv for r in stacks for lv in r["level_weights"]))
-    width = 0.8 / len(stacks)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(levels)), 3.4))
-    for i, r in enumerate(stacks):
-        w, sd = r["level_weights"], r.get("level_weights_std") or {}
-        ax.bar(np.arange(len(levels)) + (i - (len(stacks) - 1) / 2) * width,
-               [w.get(lv, 0.0) for lv in levels], width, label=r["name"],
-               yerr=[sd.get(lv, 0.0) for lv in levels] if sd else None, capsize=3)
-    ax.set_xticks(range(len(levels)), levels)
-    ax.set_ylabel("learned weight")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    _save_figure(fig, path)
-
-
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
     """The rows worth a figure: the best by test accuracy first, k-fold summaries rather than
     single folds."""
@@ -327,19 +305,17 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
                       f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
         images.append((name, r["name"]))
     recall_png(folder / "recall.png", picked, classes)
-    weights = level_weights_lines(rows)
-    if weights:
-        level_weights_png(folder / "level_weights.png", rows)
+    from classify.figures import extra_figures
+
+    images = extra_figures(folder, rows) + images
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
-    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries,
-                                            weights))
+    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries))
     return folder / "index.html"
 
 
 def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
-          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = (),
-          weights: Sequence[str] = ()) -> str:
+          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = ()) -> str:
     figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
     return f"""<!doctype html>
@@ -352,8 +328,6 @@ def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
  if gallery else ""}
 {"".join(f'<p><a href="{g.name}">{html.escape(label)}</a></p>' for g, label in more_galleries)}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
-{'<h2>Learned level weights of the stack</h2><img src="level_weights.png" alt="level weights">'
- + "".join(f"<p>{html.escape(w)}</p>" for w in weights) if weights else ""}
 <h2>Confusion matrices (test, best rows)</h2>{figs}
 </body></html>
 """

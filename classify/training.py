@@ -45,11 +45,17 @@ def _need_test(data: LevelData) -> None:
 
 
 def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
-    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+    if data is not None:
+        return [data]
+    if hasattr(cache, "rounds"):  # classify.fusion.Fused: several caches as one
+        return cache.rounds(split, task, seed)
+    return iter_rounds(cache, levels, split, task, seed)
 
 
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
+    if hasattr(cache, "row_extra"):
+        extra.update(cache.row_extra())
     if data.fold is not None:
         extra["fold"] = data.fold
     return extra
