@@ -264,8 +264,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
             delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task)
             for i in todo)
+        # the first row also pays the workers' start-up: the ETA counts from its end
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
-                               quiet=quiet):
+                               quiet=quiet, warmup=1):
             done[i] = [_result(d) for d in stored]
     # under k-fold a spec has its fold rows and then its summary (the row compared)
     summaries = [done[i][-1] for i in range(len(specs))]
