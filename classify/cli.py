@@ -8,6 +8,7 @@ import os
 import click
 
 from classify.models import MODELS
+from classify.tracking import tracked
 from featx.errors import FeatxError, one_line_errors
 from featx.levels import parse_levels
 
@@ -53,6 +54,7 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     from classify.rows import rows_document
 
     doc = rows_document(results)
+    click.get_current_context().meta["classify.rows"] = doc  # for --track
     click.echo(text_table(doc["rows"]))
     if json_path:
         write_json(json_path, doc)
@@ -139,6 +141,7 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("fit")
 def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
         class_map, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHE's LEVELS; evaluate on val and test."""
@@ -191,6 +194,7 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("stack")
 def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, data, json_path,
           report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHE; rows for each level and for the stack."""
@@ -225,6 +229,7 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, da
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, json_path, report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
@@ -244,6 +249,8 @@ def ablate(caches, grid, out_dir, split, task, json_path, report_dir, quiet, see
     write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))
     write_json(out / "ablation.json", doc)
+    click.get_current_context().meta.update({"classify.rows": doc, "classify.files": [
+        out / "ablation.md", out / "ablation.csv"]})  # for --track
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))
