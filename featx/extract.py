@@ -22,7 +22,7 @@ from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
 from featx.dataset import Collection, FolderScan, describe_conflicts, load_collection
 from featx.errors import FeatxError
-from featx.extractor import check_pool, pooled_dims
+from featx.extractor import pooled_dims, resolve_pool
 from featx.finite import NonFiniteFeatures
 from featx.info import describe_scan
 from featx.levels import parse_levels
@@ -102,7 +102,11 @@ def output_path(cfg: "ExtractConfig") -> Path:
     """`--out`, or the default named after the data, backbone and (resolved) pool."""
     if cfg.out:
         return Path(cfg.out)
-    return default_out(cfg.data, cfg.backbone, cfg.pool or get_backbone(cfg.backbone).default_pool)
+    if cfg.pool:
+        return default_out(cfg.data, cfg.backbone, cfg.pool)
+    bb = get_backbone(cfg.backbone)
+    return default_out(cfg.data, cfg.backbone,
+                       resolve_pool(bb, parse_levels(cfg.layers or ",".join(bb.levels)), None))
 
 
 def default_chunk_size(batch_size: int, device_type: str) -> int:
@@ -134,8 +138,11 @@ def feature_settings(backbone: str, weights: str, levels: Sequence[str], pool: s
                      image_size: int, dtype: str, seed: int, preprocessing: str,
                      precision: str) -> dict:
     """The FEATURE_KEYS of featx.settings for one run."""
-    return {"backbone": backbone,
-            "weights": weights_identity(get_backbone(backbone), weights, seed),
+    bb = get_backbone(backbone)
+    # a model whose taps featx changed records the rules' revision, so a cache of the older
+    # taps is never resumed or reused as if it were the same
+    return {"backbone": f"{backbone} ({bb.taps_rev})" if bb.taps_rev else backbone,
+            "weights": weights_identity(bb, weights, seed),
             "layers": list(levels), "pool": pool, "image_size": int(image_size),
             "preprocessing": preprocessing, "precision": precision, "dtype": dtype}
 
@@ -223,8 +230,7 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
     bb = get_backbone(cfg.backbone)
     levels = parse_levels(cfg.layers or ",".join(bb.levels))
-    pool = cfg.pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, cfg.pool)
     pp = bb.preprocess(cfg.image_size)
     templates = _templates(cfg, bb)
     dtype = cfg.dtype or default_dtype(device)
@@ -326,7 +332,16 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                **({"data_source": coll.source} if coll.source else {}),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
-    _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    try:
+        _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    except (FeatxError, OSError, KeyboardInterrupt):
+        raise  # the chunks are sound: a rerun resumes from them
+    except Exception as e:  # noqa: BLE001 -- chunks a rerun would trip on again: not kept
+        parts.remove()
+        raise FeatxError(f"writing {show(out)} from the computed chunks failed "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"the work folder {show(parts.dir)} was removed, so a rerun starts "
+                         f"afresh") from None
     parts.remove()
     return _summarise(result, out, "written", t0)
 
@@ -516,8 +531,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
                                  workers=workers, dtype=dtype, pool=pool, decode=decode))
     decoder = _choose_decoder(decode, dev)
     bb = get_backbone(backbone)
-    pool = pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, pool)
     pp = bb.preprocess(image_size)
     settings = feature_settings(backbone, weights, levels, pool, pp.input_size, dtype, seed,
                                 preprocessing_id(decoder.preprocessing, pp), _precision(dev))
