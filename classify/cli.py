@@ -66,12 +66,14 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     `more` further galleries as (page name, title, evaluated). Tables show k-fold summaries
     (each fold's row with `folds_detail`); the JSON holds every row."""
     from classify.atomic import write_json
-    from classify.report import shown_rows, text_table, write_report
+    from classify.report import level_weights_lines, shown_rows, text_table, write_report
     from classify.rows import rows_document
 
     doc = rows_document(results)
     shown = shown_rows(doc["rows"], folds_detail)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     if json_path:
         write_json(json_path, doc)
     if report_dir:
@@ -346,7 +348,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
     from classify.ablate import run_grid
     from classify.atomic import write_json, write_text
-    from classify.report import csv_table, markdown_table, shown_rows, text_table, write_report
+    from classify.report import (csv_table, level_weights_lines, markdown_table, shown_rows,
+                                 text_table, write_report)
     from classify.rows import rows_document
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
@@ -361,6 +364,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     click.echo(f"{run.computed} rows computed, {run.reused} reused; table in "
                f"{out / 'ablation.md'}", err=True)
     if report_dir:
