@@ -263,8 +263,9 @@ def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None
 
 
 def is_fold_row(row: dict) -> bool:
-    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`)."""
-    return isinstance(row.get("fold"), int)
+    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`), or one
+    trial's of the few-shot protocol (its summary has `"trial": "all"`)."""
+    return isinstance(row.get("fold"), int) or isinstance(row.get("trial"), int)
 
 
 def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
