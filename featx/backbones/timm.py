@@ -2,8 +2,11 @@
 
 The taps come from the model itself, read on the meta device: transformers (every feature_info
 entry a block at one stride) give blocks ceil(k*D/5) and the output of `forward_features` (after
-the final norm); CNNs with five feature_info entries give them (L4: `forward_features`' output,
-the map before the head's pooling); four-stage models give the stem and the four stages.
+the final norm; after the head's `fc_norm` where it holds the final norm); CNNs with five
+feature_info entries give their first four and `forward_features`' output (the map before the
+head's pooling); models with four or three stages give the stem, the first three stages and the
+output. One traced forward then decides each tap's layout (map, NHWC map or tokens) and how many
+prefix tokens it really holds; what cannot be tapped this way is refused in one line.
 """
 
 from __future__ import annotations
