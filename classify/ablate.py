@@ -249,13 +249,17 @@ class GridRun:
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
              seed: int = 0, quiet: bool = False, split: str | None = None,
-             task: str | None = None, shots: Sequence[int] = (), trials: int = 5) -> GridRun:
-    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes.
-    With `shots`: the few-shot protocol, each K's summaries compared with the baseline's."""
-    from joblib import Parallel, delayed
+             task: str | None = None, shots: Sequence[int] = (), trials: int = 5,
+             backend: str | None = None) -> GridRun:
+    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes,
+    or as tasks on a Dask cluster (`backend`, classify.cluster). With `shots`: the few-shot
+    protocol, each K's summaries compared with the baseline's."""
     from featx.progress import track
 
+    from classify.cluster import parse_backend, run_calls
     from classify.models import model_kind
+
+    parse_backend(backend)
 
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
@@ -278,10 +282,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         # rows run in processes; a row's LightGBM (OpenMP) threads share the cores with the
         # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
         threads = max(1, cpus // workers)
-        gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task,
-                                      shots, trials)
-            for i in todo)
+        gen = run_calls(backend, workers, _run_row_indexed,
+                        [(i, specs[i], seed, str(files[i]), threads, split, task, shots, trials)
+                         for i in todo])
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
                                quiet=quiet):
             done[i] = [_result(d) for d in stored]
