@@ -18,6 +18,7 @@ from featx.errors import FeatxError
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
+UNTUNED = " (untuned)"  # a stack's per-level rows: the base model's default hyperparameters
 
 
 @dataclass
@@ -44,11 +45,17 @@ def _need_test(data: LevelData) -> None:
 
 
 def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
-    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+    if data is not None:
+        return [data]
+    if hasattr(cache, "rounds"):  # classify.fusion.Fused: several caches as one
+        return cache.rounds(split, task, seed)
+    return iter_rounds(cache, levels, split, task, seed)
 
 
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
+    if hasattr(cache, "row_extra"):
+        extra.update(cache.row_extra())
     if data.fold is not None:
         extra["fold"] = data.fold
     return extra
@@ -246,9 +253,11 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
     results = []
     for li, lv in enumerate(levels):
         pred = {s: lp[s][:, li].argmax(axis=1) for s in lp}
-        results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
-                                   d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
-                                   te.paths, seed=seed, **common))
+        # "(untuned)": fit's row of the same level and model chooses C etc. on val
+        results.append(make_result(row_name([lv], base, weighted) + UNTUNED, [lv], base,
+                                   weighted, d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
+                                   te.paths, seed=seed, selected_by="none (defaults)",
+                                   **common))
     pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
                 else np.zeros(0, dtype=np.int64)) for s in lp}
     extra = {**common, "meta": meta, "folds": folds}
