@@ -35,6 +35,7 @@ class RunConfig:
     tta: str = "none"  # test-time augmentation at evaluation: none | flip
     options: DataOptions = DataOptions()  # how DATA is read, and the task (featx extract's)
     target: str = "label"  # label | distribution (the dataset's label distributions, KL loss)
+    track: list[str] | None = None  # tensorboard[:DIR], mlflow[:URI] (finetune.tracking)
 
 
 def collection_digest(c: Collection) -> str:
