@@ -25,7 +25,14 @@ class Result:
 
 
 def level_label(levels: Sequence[str]) -> str:
-    """['L0'..'L4'] -> 'L0-L4'; ['L3', 'L4'] -> 'L3+L4'."""
+    """['L0'..'L4'] -> 'L0-L4'; ['L3', 'L4'] -> 'L3+L4'; fused blocks ['a:L3', 'a:L4', 'b:emb']
+    -> 'a:L3+L4+b:emb'."""
+    if any(":" in lv for lv in levels):
+        groups: dict[str, list[str]] = {}
+        for lv in levels:
+            alias, _, level = lv.rpartition(":")
+            groups.setdefault(alias, []).append(level)
+        return "+".join(f"{a}:{level_label(lvs)}" for a, lvs in groups.items())
     idx = [ALL_LEVELS.index(lv) for lv in levels]
     if len(idx) >= 3 and idx == list(range(idx[0], idx[-1] + 1)):
         return f"{levels[0]}-{levels[-1]}"

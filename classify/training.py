@@ -44,11 +44,17 @@ def _need_test(data: LevelData) -> None:
 
 
 def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
-    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+    if data is not None:
+        return [data]
+    if hasattr(cache, "rounds"):  # classify.fusion.Fused: several caches as one
+        return cache.rounds(split, task, seed)
+    return iter_rounds(cache, levels, split, task, seed)
 
 
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
+    if hasattr(cache, "row_extra"):
+        extra.update(cache.row_extra())
     if data.fold is not None:
         extra["fold"] = data.fold
     return extra
@@ -153,9 +159,9 @@ def _fit_distribution(d: LevelData, cache, seed: int):
     return est, res, recipe
 
 
-def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
-               seed: int, target: str, task: str | None) -> Result:
-    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str | None):
+    """Every valid image of `other` whose class matches one of `d`'s (after `task` and
+    `class_map`), labelled with the training classes; and the count of the others per class."""
     from classify.protocol import match_classes
     from featx.tasks import class_mapping, map_labels
 
@@ -169,7 +175,17 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
     keep = y >= 0
     unmatched = {other_classes[c]: int(n) for c, n in
                  enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
-    X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
+    part.X, part.y, part.rows = part.X[keep], y[keep], part.rows[keep]
+    part.paths = [p for p, k in zip(part.paths, keep) if k]
+    part.dist = None  # over the other set's classes, not the model's
+    return part, unmatched
+
+
+def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
+               seed: int, target: str, task: str | None) -> Result:
+    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+    part, unmatched = cross_images(d, other, class_map, task)
+    X, y, paths = part.X, part.y, part.paths
     pred = _predict(est, X)
     va = res.row["val"]
     row = make_result(f"{res.row['name']} -> {_stem(other)}", res.row["levels"],
@@ -178,7 +194,7 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": int(keep.sum())}, target=target)
+                                     "n_eval": len(y)}, target=target)
     row.row["val"] = va
     return row
 

@@ -99,7 +99,7 @@ class ImageSet(Dataset):
         pos, seed = key if isinstance(key, tuple) else (key, 0)
         i = int(self.indices[pos])
         try:
-            img = load_image(self.collection.abspath(i), draft_size=self.draft)
+            img = load_image(self.collection.image(i), draft_size=self.draft)
         except DecodeError as e:
             return Failed(self.collection.paths[i], str(e))
         with torch.random.fork_rng(devices=[]):
