@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from classify.models import MODELS
+from classify.tracking import tracked
 from featx.errors import FeatxError, one_line_errors
 from featx.levels import parse_levels
 
@@ -49,6 +50,12 @@ _DATA = click.option("--data", type=click.Path(exists=True),
 _FOLDS_DETAIL = click.option("--folds-detail", is_flag=True,
                              help="Under k-fold, also show each fold's row in the table and "
                                   "report (the JSON always holds them).")
+_SHOTS = click.option("--shots", default=None,
+                       help="Few-shot protocol: K[,K...] training images a class, drawn per "
+                            "trial (val and test unchanged); rows per trial and a summary per K "
+                            "with a t-interval over trials.")
+_TRIALS = click.option("--trials", type=int, default=5, show_default=True,
+                       help="With --shots: draws of the training images per K.")
 _WEIGHTED = click.option("--weighted", is_flag=True,
                          help="Class-balanced training (weights inversely proportional to "
                               "class frequency).")
@@ -60,12 +67,15 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     `more` further galleries as (page name, title, evaluated). Tables show k-fold summaries
     (each fold's row with `folds_detail`); the JSON holds every row."""
     from classify.atomic import write_json
-    from classify.report import shown_rows, text_table, write_report
+    from classify.report import level_weights_lines, shown_rows, text_table, write_report
     from classify.rows import rows_document
 
     doc = rows_document(results)
+    click.get_current_context().meta["classify.rows"] = doc  # for --track
     shown = shown_rows(doc["rows"], folds_detail)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     if json_path:
         write_json(json_path, doc)
     if report_dir:
@@ -162,6 +172,18 @@ def _fused(caches: tuple[str, ...], levels):
     return fused, fused.levels
 
 
+def _shots(spec: str | None, model_out: str | None, eval_cache: str | None) -> list[int]:
+    from classify.fewshot import parse_shots
+
+    shots = parse_shots(spec)
+    if shots and model_out:
+        raise FeatxError("--out with --shots: every trial trains its own model; save one "
+                         "without --shots")
+    if shots and eval_cache:
+        raise FeatxError("--eval with --shots: evaluate across datasets without --shots")
+    return shots
+
+
 def _jobs(jobs: int | None) -> int:
     if jobs is not None and jobs < 1:
         raise FeatxError(f"--jobs {jobs}: give a positive number")
@@ -194,6 +216,8 @@ def main() -> None:
                    "same feature settings required).")
 @click.option("--class-map", type=click.Path(dir_okay=False),
               help="For --eval: other_class,train_class per line, for differing names.")
+@_SHOTS
+@_TRIALS
 @_FOLDS_DETAIL
 @_JSON
 @_REPORT
@@ -202,8 +226,9 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("fit")
 def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
-        class_map, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
+        class_map, shots, trials, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHES' LEVELS (several caches of the same images: their levels side
     by side); evaluate on val and test."""
     from classify.persist import save_model
@@ -228,9 +253,17 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
                              f"save one with a ratio split or kfold:K:F")
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(caches[0], data, report_dir)
-    trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
-                      quiet=quiet, split=split, task=task, target=target,
-                      eval_cache=eval_cache, class_map=class_map_file(class_map))
+    shots = _shots(shots, model_out, eval_cache)
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        trained = fewshot_trained("fit", cache, levels, shots, trials, seed, split, task,
+                                  model=model, weighted=weighted, cv=cv, jobs=_jobs(jobs),
+                                  quiet=quiet, target=target)
+    else:
+        trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
+                          quiet=quiet, split=split, task=task, target=target,
+                          eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify fit: {trained.results[0].row['name']}",
           _gallery_of(trained, data) if gallery else None, quiet,
@@ -253,6 +286,8 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
 @click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
 @_SPLIT
 @_TASK
+@_SHOTS
+@_TRIALS
 @_FOLDS_DETAIL
 @_JSON
 @_REPORT
@@ -261,8 +296,9 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, folds_detail,
-          data, json_path, report_dir, quiet, seed, jobs):
+@tracked("stack")
+def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, shots, trials,
+          folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHES (several caches of the same images: one per (cache,
     level)); rows for each level and for the stack."""
     from classify.persist import save_model
@@ -273,8 +309,16 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, f
     cache, levels = _fused(caches, levels)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(caches[0], data, report_dir)
-    trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
-                        jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
+    shots = _shots(shots, model_out, None)
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        trained = fewshot_trained("stack", cache, levels, shots, trials, seed, split, task,
+                                  base=base, meta=meta, weighted=weighted, folds=folds,
+                                  jobs=_jobs(jobs), quiet=quiet)
+    else:
+        trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
+                            jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify stack: {trained.results[-1].row['name']}",
           _gallery_of(trained, data) if gallery else None, quiet, folds_detail=folds_detail)
@@ -292,35 +336,43 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, f
 @_SPLIT
 @_TASK
 @_FOLDS_DETAIL
+@_SHOTS
+@_TRIALS
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def ablate(caches, grid, out_dir, split, task, folds_detail, json_path, report_dir, quiet, seed,
-           jobs):
+@tracked("ablate")
+def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
+           report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
 
     from classify.ablate import run_grid
     from classify.atomic import write_json, write_text
-    from classify.report import csv_table, markdown_table, shown_rows, text_table, write_report
+    from classify.report import (csv_table, level_weights_lines, markdown_table, shown_rows,
+                                 text_table, write_report)
     from classify.rows import rows_document
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
     write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))
     write_json(out / "ablation.json", doc)
+    click.get_current_context().meta.update({"classify.rows": doc, "classify.files": [
+        out / "ablation.md", out / "ablation.csv"]})  # for --track
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     click.echo(f"{run.computed} rows computed, {run.reused} reused; table in "
                f"{out / 'ablation.md'}", err=True)
     if report_dir:

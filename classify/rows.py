@@ -90,6 +90,12 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
                           [p for r in results for p in r.test_paths], seed=seed, **keep)
     summary.row["fold"] = "all"
     summary.row["kfold"] = kfold
+    weights = [r.row["level_weights"] for r in results if r.row.get("level_weights")]
+    if weights and len(weights) == len(results):  # a weighted stack: the folds' mean and std
+        w = np.array([[f[lv] for lv in weights[0]] for f in weights])
+        summary.row["level_weights"] = dict(zip(weights[0], map(float, w.mean(axis=0))))
+        summary.row["level_weights_std"] = dict(zip(weights[0], map(float, w.std(axis=0,
+                                                                                   ddof=1))))
     for s in ("val", "test"):
         ldl = [(r.row[s]["n"], r.row[s]["ldl"]) for r in results if r.row[s].get("ldl")]
         if ldl and sum(n for n, _ in ldl):

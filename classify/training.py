@@ -18,6 +18,7 @@ from featx.errors import FeatxError
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
+UNTUNED = " (untuned)"  # a stack's per-level rows: the base model's default hyperparameters
 
 
 @dataclass
@@ -252,9 +253,11 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
     results = []
     for li, lv in enumerate(levels):
         pred = {s: lp[s][:, li].argmax(axis=1) for s in lp}
-        results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
-                                   d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
-                                   te.paths, seed=seed, **common))
+        # "(untuned)": fit's row of the same level and model chooses C etc. on val
+        results.append(make_result(row_name([lv], base, weighted) + UNTUNED, [lv], base,
+                                   weighted, d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
+                                   te.paths, seed=seed, selected_by="none (defaults)",
+                                   **common))
     pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
                 else np.zeros(0, dtype=np.int64)) for s in lp}
     extra = {**common, "meta": meta, "folds": folds}

@@ -243,6 +243,8 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     dtype = cfg.dtype or default_dtype(device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    say(f"dataset      {coll.dataset_format} ({'--format' if cfg.format else 'detected'}) "
+        f"from {show(cfg.data)}")
     decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None,
                               fast=cfg.fast_decode)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):

@@ -144,7 +144,7 @@ def test_fused_stack_rows_weights_model_file_and_predict(two, tmp_path):
     # each (cache, level) base model is the one a stack of that cache alone fits
     run("stack", a, "--levels", "L3-L4", "--folds", "3", "--quiet", "--json", tmp_path / "a.json")
     alone = {r["name"]: r for r in read_json(tmp_path / "a.json")["rows"]}
-    assert rows[1]["test"] == alone["L4 logreg"]["test"]
+    assert rows[1]["test"] == alone["L4 logreg (untuned)"]["test"]
 
     from classify.persist import load_model
 
