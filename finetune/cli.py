@@ -66,7 +66,9 @@ _OVERRIDES = [
     click.option("--stage-epochs", callback=_int_list, metavar="N,N,...",
                  help="Epochs per stage, one number per stage."),
     click.option("--lr", type=click.FloatRange(min=0), help="Learning rate of every stage's base "
-                 "parameter group."),
+                 "parameter group. The heads/combiner group of resnet_ensemble, partial and "
+                 "multilevel keeps its own rate (the papers' fixed 1e-3, not scaled with "
+                 "--lr): set it with --head-lr; `finetune plan` shows both."),
     click.option("--head-lr", type=click.FloatRange(min=0),
                  help="Learning rate of the heads/combiner group (resnet_ensemble, partial, "
                       "multilevel)."),
