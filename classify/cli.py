@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from classify.models import MODELS
+from classify.tracking import tracked
 from featx.errors import FeatxError, one_line_errors
 from featx.levels import parse_levels
 
@@ -70,6 +71,7 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     from classify.rows import rows_document
 
     doc = rows_document(results)
+    click.get_current_context().meta["classify.rows"] = doc  # for --track
     shown = shown_rows(doc["rows"], folds_detail)
     click.echo(text_table(shown))
     for line in level_weights_lines(shown):
@@ -224,6 +226,7 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("fit")
 def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
         class_map, shots, trials, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHES' LEVELS (several caches of the same images: their levels side
@@ -298,6 +301,7 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("stack")
 def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, shots, trials,
           folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHES (several caches of the same images: one per (cache,
@@ -345,6 +349,7 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
            report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
@@ -366,6 +371,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
     write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))
     write_json(out / "ablation.json", doc)
+    click.get_current_context().meta.update({"classify.rows": doc, "classify.files": [
+        out / "ablation.md", out / "ablation.csv"]})  # for --track
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))

@@ -171,10 +171,16 @@ def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
         return None
     meta = parts.read_meta()
     if meta.get("fingerprint") != fp:
+        old = meta.get("settings", {})
+        # a run of this very model with featx's older taps: no command can finish it now
+        retapped = old.get("backbone") != settings["backbone"] and \
+            settings["backbone"].startswith(f"{old.get('backbone')} (")
         raise FeatxError(f"{parts.dir} holds an unfinished run with other settings (fingerprint "
                          f"{str(meta.get('fingerprint'))[:12]}, this run {fp[:12]}: "
-                         f"{difference(meta.get('settings', {}), settings)}); rerun that command "
-                         f"to finish it, or delete the folder")
+                         f"{difference(old, settings)}); "
+                         + ("it was made with featx's older taps of this model: delete the folder"
+                            if retapped else "rerun that command to finish it, or delete the "
+                            "folder"))
     return meta
 
 
@@ -236,6 +242,8 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     dtype = cfg.dtype or default_dtype(device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    say(f"dataset      {coll.dataset_format} ({'--format' if cfg.format else 'detected'}) "
+        f"from {show(cfg.data)}")
     decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "

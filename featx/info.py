@@ -59,6 +59,9 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             f"split        {a['split_spec']} (seed {a['seed']})",
             f"fingerprint  {c.fingerprint}",
         ]
+        if "feature_fingerprint" in a:  # what `classify --eval` and `predict` compare
+            lines.append(f"features     {a['feature_fingerprint']} (feature_fingerprint: "
+                         f"backbone, weights, levels, pool, preprocessing; not the files)")
         if "resize_size" in a:  # the model's own preprocessing (featx >= the backbones issue)
             mean, std = json.loads(a["mean"]), json.loads(a["std"])
             lines.insert(7, f"preprocess   resize shorter side to {a['resize_size']} "

@@ -188,11 +188,16 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
 @click.option("--tta", type=click.Choice(["none", "flip"]), default="none", show_default=True,
               help="Test-time augmentation at evaluation: flip averages an image's and its "
                    "mirror image's class probabilities.")
+@click.option("--track", metavar="tensorboard[:DIR]|mlflow[:URI]", multiple=True,
+              help="(repeatable) Also log per-step loss and lr, per-epoch val metrics and the test metrics "
+                   "to TensorBoard (default DIR: --out) or MLflow (default: an sqlite store in "
+                   "./mlruns; the config as params, test.json, confusion.png, best.pt as "
+                   "artifacts); --resume continues the same run.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @one_line_errors
 def run(recipe: str, data: str, weights: str, device: str, out: Path | None, resume: bool,
         seed: int, workers: int | None, steps_per_epoch: int | None, checkpoint_every: int,
-        amp: str, ema: float | None, tta: str, quiet: bool, **kw) -> None:
+        amp: str, ema: float | None, tta: str, quiet: bool, track: tuple[str, ...], **kw) -> None:
     """Train RECIPE on DATA; writes config.json, metrics.jsonl, best.pt, last.pt, test.json and
     confusion.png into --out. Start with torchrun for several GPUs or nodes."""
     from featx import distributed
@@ -205,7 +210,12 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
     cfg = RunConfig(recipe=rec, data=data, out=out, weights=weights, seed=seed, device=device,
                     workers=workers,
                     quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
-                    checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta)
+                    checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta, track=list(track))
+    if track:
+        from featx.ecosystem.tracking import parse_track
+
+        for spec in track:
+            parse_track(spec)  # a bad --track fails before any training
     if distributed.from_env().is_main:  # one run per --out; rank 0 holds it for the job
         with OutputLock(out):
             test = train_run(cfg)

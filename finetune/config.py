@@ -32,6 +32,7 @@ class RunConfig:
     amp: str = "auto"  # auto: bf16 (or fp16 + grad scaling) on CUDA, off elsewhere
     ema: float | None = None  # decay of the weights' exponential moving average (None: off)
     tta: str = "none"  # test-time augmentation at evaluation: none | flip
+    track: list[str] | None = None  # tensorboard[:DIR], mlflow[:URI] (finetune.tracking)
 
 
 def collection_digest(c: Collection) -> str:

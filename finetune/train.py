@@ -175,6 +175,7 @@ class Trainer:
         self.best = -math.inf
         self.best_ema = -math.inf
         self.ema: EMA | None = None
+        self.tracker = None  # finetune.tracking.RunTracker on rank 0 with --track
 
     # -- files (rank 0) ----------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -261,6 +262,11 @@ class Trainer:
         if ctx.is_main:
             write_json(self.config, self.out / "config.json")
             write_lines(_kept_metrics(self.out, pos), self.out / "metrics.jsonl")
+            if cfg.track:
+                from finetune.tracking import RunTracker
+
+                self.tracker = RunTracker(cfg.track, self.out, self.config, self._global_step(
+                    pos.stage, pos.epoch, pos.step) if resuming else None)
         self.model.to(self.dev.device)
         if self.dev.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -283,11 +289,23 @@ class Trainer:
 
     def run(self) -> dict | None:
         pos, state = self.start()
-        offsets = np.concatenate([[0], np.cumsum([s.epochs for s in self.recipe.stages])])
-        for si in range(pos.stage, len(self.recipe.stages)):
-            self.run_stage(si, int(offsets[si]), pos, state if si == pos.stage else None)
-        distributed.barrier(self.ctx)
-        return self.finish() if self.ctx.is_main else None
+        ok = False
+        try:
+            offsets = np.concatenate([[0], np.cumsum([s.epochs for s in self.recipe.stages])])
+            for si in range(pos.stage, len(self.recipe.stages)):
+                self.run_stage(si, int(offsets[si]), pos, state if si == pos.stage else None)
+            distributed.barrier(self.ctx)
+            test = self.finish() if self.ctx.is_main else None
+            ok = True
+            return test
+        finally:
+            if self.tracker is not None:
+                self.tracker.close(ok)
+
+    def _global_step(self, si: int, e: int, step: int) -> int:
+        """Optimiser steps of the whole run before step `step` of epoch `e` of stage `si`: the
+        one x axis of every tracked curve (a resumed TensorBoard run drops what lies past it)."""
+        return (sum(s.epochs for s in self.recipe.stages[:si]) + e) * self.steps + step
 
     def run_stage(self, si: int, offset: int = 0, pos: Position | None = None,
                   state: dict | None = None) -> None:
@@ -354,7 +372,11 @@ class Trainer:
             stats.failed += [f.path for f in batch.failed]
             if len(batch):
                 x, y = self.dev.inputs(batch)
-                losses.append(train_step(net, x, y, loss_fn, opt, scaler, self.dev) * len(batch))
+                loss = train_step(net, x, y, loss_fn, opt, scaler, self.dev)
+                losses.append(loss * len(batch))
+                if self.tracker is not None:
+                    self.tracker.step(self._global_step(si, e, step), loss,
+                                      [g["lr"] for g in opt.param_groups])
                 stats.n += len(batch)
                 if self.ema is not None:
                     self.ema.update(self.model)
@@ -417,6 +439,8 @@ class Trainer:
                 rec["rank_digests"] = digests
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
+            if self.tracker is not None:
+                self.tracker.epoch(self._global_step(si, e + 1, 0), rec)
             self._log(f"{stage.name} epoch {e + 1}/{stage.epochs}: loss "
                       f"{rec['train_loss'] if n else float('nan'):.4f}, val accuracy "
                       f"{_pct(rec['val_accuracy'])}, macro recall {_pct(rec['val_macro_recall'])}"
@@ -442,6 +466,10 @@ class Trainer:
         plot_confusion(test["confusion"], self.coll.classes, self.out / f"confusion{suffix}.png",
                        f"{self.recipe.name} ({self.recipe.backbone}){label}: test accuracy "
                        f"{_pct(test['accuracy'])}, macro recall {_pct(test['macro_recall'])}")
+        if self.tracker is not None:
+            self.tracker.test(test, suffix, self._global_step(len(self.recipe.stages), 0, 0),
+                              [self.out / f for f in (f"test{suffix}.json",
+                                                      f"confusion{suffix}.png", best_name)])
         return test
 
 
