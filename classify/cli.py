@@ -149,6 +149,24 @@ def _cross_galleries(trained, report_dir, class_map, task) -> list:
     return out
 
 
+def _image_file(target: Path) -> bool:
+    """TARGET is one image file (by its extension); a file that is neither that nor HDF5 is a
+    one-line error saying what predict takes."""
+    import h5py
+
+    from featx.dataset import IMAGE_EXTENSIONS, is_image
+
+    if not target.is_file():
+        return False
+    if is_image(target.name):
+        return True
+    if not h5py.is_hdf5(target):
+        raise FeatxError(f"{target}: neither a feature cache (HDF5) nor an image file ("
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): give a cache, a folder of "
+                         f"images or one image")
+    return False
+
+
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
     from classify.atomic import check_writable
 
@@ -492,7 +510,7 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
         raise FeatxError(f"{target}: a fused model predicts on its caches "
                          f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
                          f"them with featx extract and give them in that order")
-    if target.is_dir():
+    if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions

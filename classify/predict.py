@@ -79,10 +79,14 @@ def find_images(folder: Path) -> list[str]:
 
 def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int = 64,
                    device: str = "auto", quiet: bool = False) -> Predictions:
-    """Extract features of the images under `folder` with the model's cache settings, then
-    predict; refuses if the extracted features would not match the model's."""
+    """Extract features of the images under `folder` (or of the one image `folder` names) with
+    the model's cache settings, then predict; refuses if the extracted features would not match
+    the model's."""
     folder = Path(folder)
-    rel = find_images(folder)
+    if folder.is_file():  # one image
+        folder, rel = folder.parent, [folder.name]
+    else:
+        rel = find_images(folder)
     if not rel:
         raise FeatxError(f"{folder}: no images found")
     ex = bundle.get("extract", {})

@@ -177,7 +177,7 @@ def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str 
     from featx.tasks import class_mapping, map_labels
 
     part, other_classes = load_eval_rows(other, d)
-    mapped = class_mapping(other_classes, task)
+    mapped = class_mapping(other_classes, task, owner=f"the --eval cache {other}")
     if mapped is not None:  # the same task on both sides
         other_classes, index = mapped
         part.y = map_labels(part.y, index)

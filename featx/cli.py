@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featx.datasets.names import FORMATS
+from featx.datasets.options import data_options
 from featx.errors import one_line_errors
 
 
@@ -45,16 +45,7 @@ def main() -> None:
               help="train/val/test percentages (default: the dataset's official split, else "
                    "80/5/15), kfold:K (a fold per image) or kfold:K:F (fold F as test)")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="dataset layout (default: detected; an uncertain detection asks for this)")
-@click.option("--conflicts", type=click.Choice(["keep", "drop", "majority"]), default="keep",
-              show_default=True, help="identical files with different labels")
-@click.option("--label", type=click.Choice(["keyword", "dominant"]), default="keyword",
-              show_default=True, help="emotion6: folder keyword or most-voted emotion")
-@click.option("--agree", type=click.Choice(["5", "4", "3"]), default="5", show_default=True,
-              help="twitter1: the 5/4/3-agree subset")
-@click.option("--task", default="emotion", show_default=True,
-              help="emotion, sentiment (SPEC's map) or a map file class,sentiment")
+@data_options()
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="cache file (default: cache/<data>-<backbone>-<pool>.h5)")
 @click.option("--chunk-size", type=int, default=None,
@@ -65,15 +56,6 @@ def main() -> None:
 @click.option("--prompts", type=click.Path(path_type=Path), default=None,
               help="CLIP zero-shot templates, one per line with {} for the class name "
                    "(default: featx's emotion templates); stored in the cache")
-@click.option("--hf-split", default=None,
-              help="--format hf: read this split only (default: all, train/validation/test "
-                   "become the split)")
-@click.option("--image-column", default=None, help="--format hf: the image column (default: "
-                                                   "the Image feature / bytes column)")
-@click.option("--label-column", default=None, help="--format hf: the label column (default: "
-                                                   "the ClassLabel / 'label' column)")
-@click.option("--id-column", default=None, help="--format hf: stored paths from this column "
-                                                "(default: <split>/<row>)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,

@@ -405,24 +405,12 @@ def _preprocess_attrs(pp, bb) -> dict:
 
 def collection_for(cfg: ExtractConfig) -> Collection:
     """The run's images: DATA read with its reader, split, relabelled for --task."""
-    from featx.datasets import ReadOptions
-    from featx.tasks import class_mapping, map_dist, map_labels
+    from featx.datasets.options import DataOptions
 
-    coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
-                           conflicts=cfg.conflicts,
-                           options=ReadOptions(label=cfg.label, agree=cfg.agree,
-                                               hf_split=cfg.hf_split,
-                                               image_column=cfg.image_column,
-                                               label_column=cfg.label_column,
-                                               id_column=cfg.id_column))
-    mapped = class_mapping(coll.classes, cfg.task)
-    if mapped is not None:
-        classes, index = mapped
-        coll.labels = map_labels(coll.labels, index).astype(np.int16)
-        if coll.label_dist is not None:
-            coll.label_dist = map_dist(coll.label_dist, index, len(classes)).astype(np.float32)
-        coll.classes = classes
-    return coll
+    return DataOptions(format=cfg.format, conflicts=cfg.conflicts, label=cfg.label,
+                       agree=cfg.agree, task=cfg.task, hf_split=cfg.hf_split,
+                       image_column=cfg.image_column, label_column=cfg.label_column,
+                       id_column=cfg.id_column).collection(cfg.data, cfg.split, cfg.seed)
 
 
 def _weights_source(weights: str) -> str:

@@ -78,14 +78,18 @@ class Failed:
 
 class ImageSet(Dataset):
     """Items `indices` of a collection. A key is a position, or (position, augmentation seed)
-    for training; returns (uint8 [3, S, S], label) or Failed."""
+    for training; returns (uint8 [3, S, S], label) or Failed; with `soft`, the target is the
+    image's label distribution (float32 [C]) instead of its label."""
 
     def __init__(self, collection: Collection, indices: np.ndarray, size: int,
-                 augment: str | None = None, pre: Preprocess | None = None):
+                 augment: str | None = None, pre: Preprocess | None = None,
+                 soft: bool = False):
         self.collection = collection
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = size
         self.labels = collection.labels[self.indices].astype(np.int64)
+        self.dist = (np.asarray(collection.label_dist[self.indices], dtype=np.float32)
+                     if soft else None)
         self.transform = AUGMENTATIONS[augment](size, pre) if augment else eval_transform(size,
                                                                                           pre)
         self.train = augment is not None
@@ -105,13 +109,15 @@ class ImageSet(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             img = self.transform(img)
+        if self.dist is not None:
+            return to_uint8_tensor(img), torch.from_numpy(self.dist[pos])
         return to_uint8_tensor(img), int(self.labels[pos])
 
 
 @dataclass
 class Batch:
     images: Tensor  # uint8 [B, 3, S, S]
-    labels: Tensor  # int64 [B]
+    labels: Tensor  # int64 [B], or float32 [B, C] label distributions
     failed: list[Failed]
 
     def __len__(self) -> int:
@@ -127,8 +133,10 @@ def collate(items: list) -> Batch:
     if not ok:
         return Batch(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64),
                      failed)
+    ys = [y for _, y in ok]
     return Batch(torch.stack([im for im, _ in ok]),
-                 torch.tensor([y for _, y in ok], dtype=torch.int64), failed)
+                 torch.stack(ys) if isinstance(ys[0], Tensor)
+                 else torch.tensor(ys, dtype=torch.int64), failed)
 
 
 def make_loader(dataset: ImageSet, batch_size: int, workers: int, sampler=None,
