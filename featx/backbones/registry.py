@@ -43,6 +43,13 @@ class Preprocess:
     # S resizes to floor(S * resize / crop), computed exactly rather than through crop_pct
     ratio: tuple[int, int] | None = None
 
+    def __post_init__(self):
+        # refused when the recipe is read, not image by image in the loader workers
+        if self.resize_mode not in RESIZE_MODES or self.interpolation not in INTERPOLATIONS:
+            raise FeatxError(f"featx cannot reproduce resize mode {self.resize_mode!r} with "
+                             f"interpolation {self.interpolation!r} (it does "
+                             f"{', '.join(RESIZE_MODES)}; {', '.join(INTERPOLATIONS)})")
+
     def describe(self) -> str:
         """One line for `featx info`, `featx preview` and the fingerprint."""
         how = {"shortest": f"shorter side to {self.resize_size} (longer truncated)",

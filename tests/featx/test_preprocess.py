@@ -126,3 +126,11 @@ def test_info_shows_the_real_preprocessing_and_decoding(small_set, tmp_path):
     assert f"preprocess   {pp.describe()}" in info
     assert "shorter side to 32 (longer truncated), bilinear, centre crop 32" in info
     assert f"decoding     {PREPROCESSING},jpeg-draft" in info
+
+
+@pytest.mark.parametrize("kw", [dict(resize_mode="random"), dict(interpolation="area")])
+def test_a_recipe_featx_cannot_reproduce_is_refused(kw):
+    from featx.errors import FeatxError
+
+    with pytest.raises(FeatxError, match="cannot reproduce"):
+        Preprocess(224, 256, **kw)

@@ -83,3 +83,18 @@ def test_open_clip_at_other_sizes(photos, size):
         d = max_difference([photos["coffee.jpg"], photos["astronaut.png"]],
                            case.pp.at_size(size), reference, case.std)
         assert d <= TOLERANCE, (case.name, size, d)
+
+
+@pytest.mark.parametrize("name,cases", [
+    ("timm/convnext_tiny.in12k_ft_in1k", lambda: timm_cases(TIMM_SAMPLE[:1])),
+    ("timm/convnext_base.fb_in22k_ft_in1k_384", lambda: timm_cases(TIMM_SAMPLE[1:2])),
+    ("clip/ViT-B-16-SigLIP:webli", lambda: open_clip_cases(CLIP_SAMPLE[:1])),
+    ("clip/RN50:openai", lambda: open_clip_cases(CLIP_SAMPLE[4:5])),
+    ("convnext_tiny", lambda: torchvision_cases(["convnext_tiny"]))])
+def test_the_sweep_checks_what_extract_uses(name, cases):
+    """The sweep reads configs without building models; extract resolves the backbone: the
+    same recipe."""
+    from featx.backbones import get_backbone
+
+    (case,) = cases()
+    assert get_backbone(name).preprocess() == case.pp
