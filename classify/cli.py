@@ -258,6 +258,11 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    from classify.models import ZERO_SHOT_MODELS
+
+    if model in ZERO_SHOT_MODELS and click.get_current_context().get_parameter_source(
+            "levels") == click.core.ParameterSource.DEFAULT:
+        levels = ["emb"]  # what these models work on
     cache, levels = _fused(caches, levels)
     if eval_cache and len(caches) > 1:
         raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
