@@ -257,6 +257,13 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
 
     from classify.models import model_kind
 
+    if grid == "fusion":  # several caches of the same images: classify.fusion_grid
+        from classify.fusion_grid import run_fusion_grid
+
+        if shots:
+            raise FeatxError("--grid fusion with --shots: run fit/stack --shots on the fused "
+                             "caches instead")
+        return run_fusion_grid(caches, jobs=jobs, seed=seed, quiet=quiet, split=split, task=task)
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
     fps = {}

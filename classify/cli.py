@@ -352,7 +352,8 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @main.command()
 @click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--grid", default="default", show_default=True,
-              help="default, quick, or a JSON file listing rows.")
+              help="default, quick, fusion (several caches of the same images: what each "
+                   "backbone adds), or a JSON file listing rows.")
 @click.option("--out", "out_dir", default="cache/ablation", show_default=True,
               type=click.Path(file_okay=False),
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
