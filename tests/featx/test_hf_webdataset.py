@@ -120,12 +120,16 @@ def test_hf_options_and_errors(folder, tmp_path):
     data, files, ref = folder
     rows = {"img": [(data / f).read_bytes() for f in files], "emotion": [f.split("/")[0]
                                                                         for f in files],
-            "id": [f"im{i:02d}" for i in range(len(files))]}
+            "id": [f"im{i:02d}" for i in range(len(files))],
+            # a label distribution, as a CSV's p_<class> columns
+            **{f"p_{c}": [0.5 if f.startswith(c) else 0.25 for f in files] for c in CLASSES}}
     rows["img"][1] = b"\xff\xd8 not really a jpeg"
     rows["emotion"][2] = None
     d = Dataset.from_dict(rows, features=Features({"img": Value("binary"),
                                                    "emotion": Value("string"),
-                                                   "id": Value("string")}))
+                                                   "id": Value("string"),
+                                                   **{f"p_{c}": Value("float32")
+                                                      for c in CLASSES}}))
     d.to_parquet(str(tmp_path / "pq" / "train.parquet"))
     out = tmp_path / "x.h5"
     res = run_featx("extract", tmp_path / "pq", *FAST, "--hf-split", "train", "--id-column",
@@ -139,6 +143,9 @@ def test_hf_options_and_errors(folder, tmp_path):
         assert not c.valid[bad] and c.errors[bad]
         i = c.paths.index("im05")
         np.testing.assert_array_equal(c.features(["L3", "L4"], np.array([i])), ref[files[5]])
+        want = [[0.5 if files[int(p[2:])].startswith(k) else 0.25 for k in CLASSES]
+                for p in c.paths]
+        np.testing.assert_allclose(c.label_dist, want)
         skipped = [s.decode() for s in c.f["skipped/path"][:]]
         assert skipped == ["im02"] and "no label" in c.f["skipped/reason"][0].decode()
     for args, msg in [(["--hf-split", "test"], "--hf-split 'test': "),
