@@ -149,6 +149,24 @@ def _cross_galleries(trained, report_dir, class_map, task) -> list:
     return out
 
 
+def _image_file(target: Path) -> bool:
+    """TARGET is one image file (by its extension); a file that is neither that nor HDF5 is a
+    one-line error saying what predict takes."""
+    import h5py
+
+    from featx.dataset import IMAGE_EXTENSIONS, is_image
+
+    if not target.is_file():
+        return False
+    if is_image(target.name):
+        return True
+    if not h5py.is_hdf5(target):
+        raise FeatxError(f"{target}: neither a feature cache (HDF5) nor an image file ("
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): give a cache, a folder of "
+                         f"images or one image")
+    return False
+
+
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
     from classify.atomic import check_writable
 
@@ -240,6 +258,11 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    from classify.models import ZERO_SHOT_MODELS
+
+    if model in ZERO_SHOT_MODELS and click.get_current_context().get_parameter_source(
+            "levels") == click.core.ParameterSource.DEFAULT:
+        levels = ["emb"]  # what these models work on
     cache, levels = _fused(caches, levels)
     if eval_cache and len(caches) > 1:
         raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
@@ -329,7 +352,8 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @main.command()
 @click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--grid", default="default", show_default=True,
-              help="default, quick, or a JSON file listing rows.")
+              help="default, quick, fusion (several caches of the same images: what each "
+                   "backbone adds), or a JSON file listing rows.")
 @click.option("--out", "out_dir", default="cache/ablation", show_default=True,
               type=click.Path(file_okay=False),
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
@@ -343,10 +367,14 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_QUIET
 @_SEED
 @_JOBS
+@click.option("--backend", default="local", show_default=True, metavar="local|dask[:ADDRESS]",
+              help="Where the rows run: local processes (--jobs), or tasks on a Dask cluster: "
+                   "a LocalCluster of --jobs workers, or the scheduler at ADDRESS (e.g. a "
+                   "dask-jobqueue SLURMCluster's; caches and --out on a shared filesystem).")
 @one_line_errors
 @tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
-           report_dir, quiet, seed, jobs):
+           report_dir, quiet, seed, jobs, backend):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
@@ -359,7 +387,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials,
+                   backend=backend)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
@@ -487,7 +516,7 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
         raise FeatxError(f"{target}: a fused model predicts on its caches "
                          f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
                          f"them with featx extract and give them in that order")
-    if target.is_dir():
+    if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions

@@ -56,6 +56,9 @@ def main() -> None:
 @click.option("--prompts", type=click.Path(path_type=Path), default=None,
               help="CLIP zero-shot templates, one per line with {} for the class name "
                    "(default: featx's emotion templates); stored in the cache")
+@click.option("--fast-decode", is_flag=True,
+              help="decode large JPEGs at a reduced scale (libjpeg draft): faster, but not the "
+                   "pixels of the full decode; recorded in the fingerprint")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
@@ -63,7 +66,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, fmt: str | None, conflicts: str, label: str, agree: str, task: str,
             out: Path | None, chunk_size: int | None, decode: str, prompts: Path | None,
-            quiet: bool, **read_options: str | None) -> None:
+            fast_decode: bool, quiet: bool, **read_options: str | None) -> None:
     """Extract pooled L0..L4 features of DATA (class folders, a CSV, or a published dataset:
     FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II) into a cache.
 
@@ -78,7 +81,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
                         device=device, dtype=dtype, split=split, seed=seed, out=out,
                         quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts,
                         format=fmt, conflicts=conflicts, label=label, agree=int(agree),
-                        task=task, **read_options)
+                        task=task, fast_decode=fast_decode, **read_options)
     try:
         result = run_extract(cfg, log=_err)
     finally:
@@ -90,6 +93,26 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     for line in describe_failures(result):
         _err(line)
     click.echo(show(result.out))
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backbone", required=True, help="as for extract")
+@click.option("--image-size", default=None, type=int,
+              help="input size (default: the model's own)")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="folder for <name>.npy (the normalised input) and <name>.png")
+@click.option("--fast-decode", is_flag=True, help="as for extract")
+@click.option("--quiet", "-q", is_flag=True)
+@one_line_errors
+def preview(images: tuple[Path, ...], backbone: str, image_size: int | None, out: Path,
+            fast_decode: bool, quiet: bool) -> None:
+    """Write what the model receives for each of IMAGES: the normalised float32 [3, H, W]
+    tensor (.npy) and its de-normalised picture (.png)."""
+    from featx.pixels.preview import write_previews
+
+    write_previews(list(images), backbone, out, image_size=image_size, fast=fast_decode,
+                   log=(lambda msg: None) if quiet else click.echo)
 
 
 @main.command()

@@ -22,7 +22,7 @@ from torchvision import transforms as T
 from featx.dataset import Collection
 from featx.decode import DecodeError, load_image
 from featx.backbones import Preprocess
-from featx.preprocess import normalize, resize_center_crop, to_uint8_tensor
+from featx.preprocess import normalize, to_model_input, to_uint8_tensor
 
 
 Transform = Callable[[Image.Image], Image.Image]
@@ -48,11 +48,10 @@ def _rrc_flip(size: int, pre: Preprocess | None = None) -> Transform:
 
 
 def eval_transform(size: int, pre: Preprocess | None = None) -> Transform:
-    """featx extract's: the backbone's own resize (shorter side) + centre crop; without `pre`, the
-    papers': shorter side to `size`, bilinear, centre crop."""
-    if pre is None:
-        return lambda img: resize_center_crop(img, size)
-    return lambda img: resize_center_crop(img, size, pre.resize_size, pre.interpolation)
+    """featx extract's: the backbone's own resize + centre crop (featx.preprocess); without `pre`,
+    the papers': shorter side to `size`, bilinear, centre crop."""
+    pp = pre.at_size(size) if pre is not None else Preprocess(size, size)
+    return lambda img: to_model_input(img, pp)
 
 
 # name -> (image size, the backbone's preprocessing or None) -> training transform on PIL images
@@ -93,7 +92,9 @@ class ImageSet(Dataset):
         self.transform = AUGMENTATIONS[augment](size, pre) if augment else eval_transform(size,
                                                                                           pre)
         self.train = augment is not None
-        self.draft = size * 2 if self.train else max(size, pre.resize_size if pre else size)
+        # training's random crops: JPEGs decoded at a reduced scale still >= twice the size;
+        # evaluation decodes in full, as featx extract (the same pixels)
+        self.draft = size * 2 if self.train else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -102,7 +103,6 @@ class ImageSet(Dataset):
         pos, seed = key if isinstance(key, tuple) else (key, 0)
         i = int(self.indices[pos])
         try:
-            # random crops need more pixels than the output size: decode at twice that
             img = load_image(self.collection.image(i), draft_size=self.draft)
         except DecodeError as e:
             return Failed(self.collection.paths[i], str(e))

@@ -111,11 +111,13 @@ CHECKPOINTS = {"best": ("best.pt", "model"), "last": ("last.pt", "model"),
 def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
                  device: str = "auto", workers: int = 0, batch_size: int | None = None,
                  quiet: bool = False, tta: str | None = None, given: dict | None = None,
-                 split: str | None = None, class_map: str | None = None) -> dict:
+                 split: str | None = None, class_map: str | None = None,
+                 report_dir: str | os.PathLike | None = None) -> dict:
     """Re-evaluate a run folder's checkpoint: on the run's own DATA, its val and test images
     (one row); on another dataset, every image whose class matches the run's (a row `RUN ->
     OTHER`, as classify's --eval). `given`: the data options given (featx extract's; None or
-    unset = the run's on its own DATA, the defaults on another); `tta`: None = the run's."""
+    unset = the run's on its own DATA, the defaults on another); `tta`: None = the run's;
+    `report_dir`: also classify's report and error-analysis gallery there."""
     from pathlib import Path
 
     from finetune import checkpoint, distributed, models
@@ -164,7 +166,13 @@ def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
         res.row["tta"] = tta
     from classify.rows import rows_document
 
-    return rows_document([res])
+    doc = rows_document([res])
+    if report_dir:
+        from finetune.report import write_eval_report
+
+        write_eval_report(report_dir, doc["rows"], cfg["classes"], preds["test"], coll,
+                          votes=same, quiet=quiet)
+    return doc
 
 
 def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
