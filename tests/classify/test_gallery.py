@@ -232,5 +232,16 @@ def test_gallery_shows_each_image_s_human_votes(gallery_run, tmp_path):
         row = dist[paths.index(html.unescape(path))]
         top = np.argsort(-row, kind="stable")[:3]
         assert text == ", ".join(f"{classes[c]} {row[c]:.2f}" for c in top)
+    # classify predict MODEL CACHE --report: the same votes beside its predictions
+    run("fit", voted, "--levels", "L0", "--cv", "2", "--out", tmp_path / "m.npz", "--quiet")
+    run("predict", tmp_path / "m.npz", voted, "--out", tmp_path / "p.csv", "--report",
+        tmp_path / "prep")
+    page = (tmp_path / "prep" / "gallery.html").read_text()
+    shown = re.findall(r'<figure data-path="([^"]+)".*?<span class=votes>votes: (.*?)</span>',
+                       page)
+    assert shown and len(shown) == page.count("<figure ")
+    for path, text in shown:
+        row = dist[paths.index(html.unescape(path))]
+        assert text.split(", ")[0] == f"{classes[int(np.argmax(row))]} {row.max():.2f}"
     plain = (gallery_run[1] / "gallery.html").read_text()  # a cache without votes
     assert "votes:" not in plain
