@@ -367,10 +367,14 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_QUIET
 @_SEED
 @_JOBS
+@click.option("--backend", default="local", show_default=True, metavar="local|dask[:ADDRESS]",
+              help="Where the rows run: local processes (--jobs), or tasks on a Dask cluster: "
+                   "a LocalCluster of --jobs workers, or the scheduler at ADDRESS (e.g. a "
+                   "dask-jobqueue SLURMCluster's; caches and --out on a shared filesystem).")
 @one_line_errors
 @tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
-           report_dir, quiet, seed, jobs):
+           report_dir, quiet, seed, jobs, backend):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
@@ -383,7 +387,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials,
+                   backend=backend)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)

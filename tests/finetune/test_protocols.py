@@ -307,3 +307,73 @@ def test_sentiment_on_both_sides(four, tmp_path):
     assert row["test"]["n"] == 6 and list(row["test"]["per_class_recall"]) == ["negative",
                                                                               "positive"]
     assert row["protocol"]["task"] == "sentiment" and row["cross_dataset"]["unmatched"] == {}
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+MOBILENET = SHARED / "weights" / "mobilenet_v2-imagenet.pth"
+PHOTOS = {"anger": "chelsea", "disgust": "coffee", "fear": "rocket", "joy": "astronaut",
+          "sadness": "hubble_deep_field", "surprise": "immunohistochemistry"}
+
+
+def photo_emotion6(root: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """Emotion6's layout on scikit-image's photos: a keyword's images are crops of one photo,
+    its distributions peaked on the keyword (the rest spread at random)."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, (kw, name) in enumerate(PHOTOS.items()):
+        img = Image.fromarray(getattr(skdata, name)()).convert("RGB")
+        w, h = img.size
+        for i in range(per_class):
+            s = rng.uniform(0.6, 0.9)
+            cw, ch = int(w * s), int(h * s)
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            rel = f"{kw}/{i}.jpg"
+            (root / "images" / kw).mkdir(parents=True, exist_ok=True)
+            img.crop((x, y, x + cw, y + ch)).save(root / "images" / rel, quality=90)
+            p = rng.dirichlet(np.ones(7)) * 0.5
+            p[k] += 0.5
+            p = p.round(4)
+            p[k] += 1 - p.sum()
+            rows.append((rel, p.tolist()))
+    lines = [lay.EMOTION6_HEADER] + ["\t".join([rel, "5.0", "5.0"] + [f"{x:.4f}" for x in p])
+                                     for rel, p in rows]
+    (root / "ground_truth.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.skipif(not MOBILENET.is_file(), reason=f"{MOBILENET} absent (../shared not here)")
+def test_real_probe_on_distributions_beside_classify_on_the_same_split(tmp_path):
+    from classify.cli import main as classify_main
+    from featx.cache import Cache
+
+    data = photo_emotion6(tmp_path / "e6")
+    protocol = ["--split", "50/25/25", "--seed", "0", "--workers", "0", "--quiet"]
+    run = tmp_path / "probe"
+    ok(invoke("run", "probe", "--data", data, "--backbone", "mobilenet_v2", "--weights",
+              MOBILENET, "--target", "distribution", "--batch-size", "8", "--epochs", "4",
+              "--lr", "0.001", "--out", run, *protocol))
+    test = json.loads((run / "test.json").read_text())
+    assert set(test["ldl"]) == {"chebyshev", "clark", "canberra", "kl", "cosine",
+                                "intersection"}
+    assert all(np.isfinite(v) for v in test["ldl"].values())
+    p = preds(run)
+    uniform = ldl_measures(np.asarray(p["dist"]), np.full(np.shape(p["proba"]), 1 / 6))
+    assert test["ldl"]["kl"] < uniform["kl"]  # real features predict the distributions
+    cache = tmp_path / "mnv2.h5"
+    res = CliRunner().invoke(featx_main, ["extract", str(data), "--backbone", "mobilenet_v2",
+                                          "--weights", str(MOBILENET), "--layers", "L4",
+                                          "--device", "cpu", "--out", str(cache), *protocol])
+    assert res.exit_code == 0, res.output
+    with Cache(cache) as c:
+        cached_test = sorted(q for q, s in zip(c.paths, c.split.tolist()) if s == 2)
+    assert cached_test == sorted(p["paths"])  # the same split: the same test images
+    js = tmp_path / "cached.json"
+    res = CliRunner().invoke(classify_main, ["fit", str(cache), "--levels", "L4", "--target",
+                                             "distribution", "--json", str(js), "--quiet"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(js.read_text())["rows"][0]
+    assert set(row["test"]["ldl"]) == set(test["ldl"]) and row["test"]["n"] == test["n"]
+    assert row["protocol"]["split"] == json.loads((run / "config.json").read_text())["split"]
