@@ -276,6 +276,7 @@ def evaluated_from_predictions(preds, classes: Sequence[str], root: Path,
     if not len(rows):
         raise FeatxError("--report: no predicted image has a known true class (a cache's labels, "
                          "or a folder's first-level folders named like the model's classes)")
+    dist = getattr(preds, "dist", None)
     return Evaluated(list(classes), np.array([index[labels[i]] for i in rows]),
                      preds.proba[rows], [preds.paths[i] for i in rows], root,
-                     escaped=escaped), which
+                     escaped=escaped, dist=None if dist is None else dist[rows]), which

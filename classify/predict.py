@@ -23,6 +23,7 @@ class Predictions:
     errors: list[str]
     labels: list[str] | None = None  # true class names, when known
     split: list[str] | None = None
+    dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
 
 
 def _proba(bundle: dict, X: np.ndarray) -> np.ndarray:
@@ -61,7 +62,10 @@ def predict_cache(bundle: dict, path: str | os.PathLike) -> Predictions:
         labels = [cache.classes[y] for y in cache.labels]
         split = [cache.split_names[s] for s in cache.split]
         errors = [e or ("" if v else "invalid row") for e, v in zip(cache.errors, valid)]
-        return Predictions(cache.paths, proba, errors, labels, split)
+        dist = cache.label_dist  # votes over the model's classes only
+        same = list(cache.classes) == list(bundle["classes"])
+        return Predictions(cache.paths, proba, errors, labels, split,
+                           dist=dist if same else None)
 
 
 def _settings_diff(bundle: dict, cache: Cache) -> str:

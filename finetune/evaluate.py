@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from classify.metrics import evaluate
 from featx.errors import FeatxError
 from featx.preprocess import normalize as imagenet_normalize
 from featx.progress import Progress
@@ -54,13 +53,6 @@ def predict_proba(model: nn.Module, loader, device: torch.device,
     return torch.cat(ys).numpy(), torch.cat(ps).numpy(), failed
 
 
-def predict(model: nn.Module, loader, device: torch.device, **kw
-            ) -> tuple[np.ndarray, np.ndarray, list[Failed]]:
-    """(true labels, predicted labels, failed images): `predict_proba`'s most probable class."""
-    y, proba, failed = predict_proba(model, loader, device, **kw)
-    return y, (proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)), failed
-
-
 def _plain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits_of(model(x))
 
@@ -80,10 +72,6 @@ TTA: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "none": _plain,
     "flip": _flip,
 }
-
-
-def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], seed: int = 0) -> dict:
-    return evaluate(y_true, y_pred, classes, seed=seed)
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | os.PathLike,
@@ -199,7 +187,9 @@ def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
     run_opts = cfg.get("data_options") or {}
     own_path = os.path.abspath(data) == cfg["data"]
     if own_path:
-        base = DataOptions.from_record(run_opts)
+        # a task given replaces the run's (whose map file need not be there any more)
+        base = DataOptions.from_record({**run_opts, **({"task": "emotion"} if "task" in given
+                                                       else {})})
         defaults = {"fmt": base.format, "conflicts": base.conflicts, "label": base.label,
                     "agree": str(base.agree), "task": base.task}
     else:
@@ -211,9 +201,9 @@ def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
     if collection_digest(coll) == cfg["collection"] and coll.classes == cfg["classes"]:
         return coll, True
     if own_path and (not given or split):
-        raise FeatxError(f"{data}: its images, labels or split differ from the run's (the "
-                         f"collection digest in {cfg['split']!r} config.json); was DATA changed "
-                         f"since, or --split not the run's?")
+        raise FeatxError(f"{data}: its images, labels or split differ from the run's "
+                         f"(config.json's collection digest, split {cfg['split']}); was DATA "
+                         f"changed since, or is --split not the run's?")
     if split:
         raise FeatxError(f"--split {split}: another dataset is evaluated on every image; "
                          f"--split goes with the run's own DATA")

@@ -224,13 +224,25 @@ def test_gallery_shows_each_image_s_human_votes(gallery_run, tmp_path):
     voted = copy_cache(base / "c.h5", tmp_path / "voted.h5",
                        lambda f: f.create_dataset("label_dist", data=dist))
     run("fit", voted, "--levels", "L0", "--cv", "2", "--report", tmp_path / "rep", "--quiet")
-    page = (tmp_path / "rep" / "gallery.html").read_text()
+    for path, text in _votes_shown(tmp_path / "rep" / "gallery.html"):
+        row = dist[paths.index(path)]
+        top = np.argsort(-row, kind="stable")[:3]
+        assert text == ", ".join(f"{classes[c]} {row[c]:.2f}" for c in top)
+    # classify predict MODEL CACHE --report: the same votes beside its predictions
+    run("fit", voted, "--levels", "L0", "--cv", "2", "--out", tmp_path / "m.npz", "--quiet")
+    run("predict", tmp_path / "m.npz", voted, "--out", tmp_path / "p.csv", "--report",
+        tmp_path / "prep")
+    for path, text in _votes_shown(tmp_path / "prep" / "gallery.html"):
+        row = dist[paths.index(path)]
+        assert text.split(", ")[0] == f"{classes[int(np.argmax(row))]} {row.max():.2f}"
+    plain = (gallery_run[1] / "gallery.html").read_text()  # a cache without votes
+    assert "votes:" not in plain
+
+
+def _votes_shown(page_path) -> list[tuple[str, str]]:
+    """(image path, its votes text) of every figure of a gallery; each figure has votes."""
+    page = page_path.read_text()
     shown = re.findall(r'<figure data-path="([^"]+)".*?<span class=votes>votes: (.*?)</span>',
                        page)
     assert shown and len(shown) == page.count("<figure ")
-    for path, text in shown:
-        row = dist[paths.index(html.unescape(path))]
-        top = np.argsort(-row, kind="stable")[:3]
-        assert text == ", ".join(f"{classes[c]} {row[c]:.2f}" for c in top)
-    plain = (gallery_run[1] / "gallery.html").read_text()  # a cache without votes
-    assert "votes:" not in plain
+    return [(html.unescape(p), text) for p, text in shown]
