@@ -48,7 +48,9 @@ def build_hf(data, files, dest, kind):
     rows = {}
     for i, f in enumerate(files):
         r = rows.setdefault(_split_of(i), {"image": [], "label": [], "name": [], "score": []})
-        r["image"].append({"bytes": (data / f).read_bytes(), "path": None})
+        # "paths": an Image feature holding file paths (to_parquet keeps them so)
+        r["image"].append(str(data / f) if kind == "paths"
+                          else {"bytes": (data / f).read_bytes(), "path": None})
         r["label"].append(CLASSES.index(f.split("/")[0]))
         r["name"].append(f)
         r["score"].append(i / 10)
@@ -77,7 +79,7 @@ def build_wds(data, files, dest, kind):
 
 def source_file(kind, stored, files):
     """The folder file a stored path of `kind` came from."""
-    if kind in ("disk", "parquet"):
+    if kind in ("disk", "parquet", "paths"):
         split, row = stored.split("/")
         in_split = [f for i, f in enumerate(files) if _split_of(i) == split]
         return in_split[int(row)]
@@ -85,12 +87,12 @@ def source_file(kind, stored, files):
     return next(f for f in files if f.replace("/", "_").removesuffix(".jpg") == key)
 
 
-@pytest.mark.parametrize("kind", ["disk", "parquet", "cls", "json"])
+@pytest.mark.parametrize("kind", ["disk", "parquet", "paths", "cls", "json"])
 def test_features_equal_the_folder_s(folder, tmp_path, kind):
     data, files, ref = folder
-    build = build_hf if kind in ("disk", "parquet") else build_wds
-    src = build(data, files, tmp_path / "ds", kind)
-    fmt = "hf" if kind in ("disk", "parquet") else "webdataset"
+    hf = kind in ("disk", "parquet", "paths")
+    src = (build_hf if hf else build_wds)(data, files, tmp_path / "ds", kind)
+    fmt = "hf" if hf else "webdataset"
     out = tmp_path / "x.h5"
     res = run_featx("extract", src, *FAST, "--format", fmt, "--out", out)
     assert res.exit_code == 0, res.output
