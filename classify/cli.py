@@ -29,7 +29,7 @@ def _levels(ctx, param, value: str) -> list[str] | str:
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
 _CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="Write SPEC's {\"rows\": [...]} document here.")
+                     help="Write the {\"rows\": [...]} document here (docs/rows.md).")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -42,7 +42,7 @@ _SPLIT = click.option("--split", default=None,
                            "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
 _TASK = click.option("--task", default="emotion", show_default=True,
-                     help="emotion, sentiment (SPEC's positive/negative map) or a map file "
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map file "
                           "class,sentiment.")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
@@ -210,7 +210,10 @@ def _jobs(jobs: int | None) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Classical models, stacking and ablation grids on featx feature caches."""
+    """Classical models, stacking and ablation grids on featx feature caches.
+
+    Reference: docs/ in the featx repository (rows.md: the tables and --json documents;
+    model-files.md; cache.md)."""
 
 
 @main.command()
