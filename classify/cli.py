@@ -439,16 +439,17 @@ def zeroshot(cache, json_path, report_dir, seed):
 @click.option("--html", "fmt", flag_value="html", help="An HTML page holding the table.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the table here instead of printing it.")
+@_FOLDS_DETAIL
 @one_line_errors
-def table(files, fmt, out_path):
+def table(files, fmt, out_path, folds_detail):
     """One table of the rows in FILES: --json files of fit, stack, ablate, zeroshot, predict and
     finetune eval, and finetune run folders (or their test.json), with the same columns and
     95% intervals. A file column appears when the rows come from several files, a protocol
     column when they were not evaluated on the same split, seed and task."""
-    from classify.report import csv_table, html_page, markdown_table, text_table
+    from classify.report import csv_table, html_page, markdown_table, shown_rows, text_table
     from classify.table import gather, protocols
 
-    rows = gather(files)
+    rows = shown_rows(gather(files), folds_detail)
     render = {"md": markdown_table, "csv": csv_table, "html": html_page}.get(fmt, text_table)
     text = render(rows)
     if out_path:
