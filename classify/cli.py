@@ -516,10 +516,10 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
     fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
     if fused and "sources" not in bundle:
         raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
-    if fused and target.is_dir():
-        raise FeatxError(f"{target}: a fused model predicts on its caches "
-                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
-                         f"them with featx extract and give them in that order")
+    if fused and target.is_dir() and more:
+        raise FeatxError(f"{target}: give a fused model its caches in order "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}), or one image "
+                         f"folder (each backbone extracts in turn)")
     if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():

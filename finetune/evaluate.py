@@ -201,9 +201,9 @@ def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
     if collection_digest(coll) == cfg["collection"] and coll.classes == cfg["classes"]:
         return coll, True
     if own_path and (not given or split):
-        raise FeatxError(f"{data}: its images, labels or split differ from the run's (the "
-                         f"collection digest in {cfg['split']!r} config.json); was DATA changed "
-                         f"since, or --split not the run's?")
+        raise FeatxError(f"{data}: its images, labels or split differ from the run's "
+                         f"(config.json's collection digest, split {cfg['split']}); was DATA "
+                         f"changed since, or is --split not the run's?")
     if split:
         raise FeatxError(f"--split {split}: another dataset is evaluated on every image; "
                          f"--split goes with the run's own DATA")

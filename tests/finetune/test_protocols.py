@@ -81,6 +81,19 @@ def _conflicted(root: Path) -> Path:
     return root
 
 
+def _csv(root: Path) -> Path:
+    """A CSV manifest with an official split and p_<class> distributions."""
+    generate_images(root, n_per_class=6, size=36, seed=3, classes=("amusement", "anger"))
+    lines = ["path,label,split,p_amusement,p_anger"]
+    for k, cls in enumerate(("amusement", "anger")):
+        for i in range(6):
+            p = 0.6 + 0.05 * i
+            lines.append(f"{cls}/{cls}_{i:04d}.jpg,{cls},{('train', 'train', 'val', 'test')[i % 4]}"
+                         f",{p if k == 0 else 1 - p:.2f},{1 - p if k == 0 else p:.2f}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
 # (layout builder, data options): each read by finetune as featx extract reads it
 LAYOUTS = {
     "emotion6-keyword": (_emotion6, []),
@@ -90,12 +103,13 @@ LAYOUTS = {
     "conflicts-drop": (_conflicted, ["--conflicts", "drop"]),
     "conflicts-majority-sentiment": (_conflicted, ["--conflicts", "majority", "--task",
                                                    "sentiment"]),
+    "csv-official-distribution": (_csv, ["--split", "official", "--target", "distribution"]),
 }
 
 
 def _extract_config(data: Path, opts: list[str], split: str) -> ExtractConfig:
     kw = dict(zip(opts[::2], opts[1::2]))
-    return ExtractConfig(data=data, split=split, format=kw.get("--format"),
+    return ExtractConfig(data=data, split=kw.get("--split", split), format=kw.get("--format"),
                          conflicts=kw.get("--conflicts", "keep"),
                          label=kw.get("--label", "keyword"), agree=int(kw.get("--agree", 5)),
                          task=kw.get("--task"))
@@ -119,6 +133,11 @@ def test_data_options_read_as_featx_extract_reads_them(case, tmp_path):
     assert rec["agree"] == int(kw.get("--agree", 5))
     assert rec["conflicts"] == kw.get("--conflicts", "keep")
     assert rec["task"] == kw.get("--task", "emotion")
+    if "--target" in kw:  # the CSV's p_<class> columns are the target
+        test = json.loads((out / "test.json").read_text())
+        assert cfg["split"] == "csv" and cfg["counts"] == {"train": 8, "val": 2, "test": 2}
+        assert set(test["ldl"]) == {"chebyshev", "clark", "canberra", "kl", "cosine",
+                                    "intersection"}
 
 
 def test_the_option_definitions_are_featx_extracts():
@@ -293,6 +312,10 @@ def test_cross_dataset_rows_match_the_runs_own_predictions(four, tmp_path):
     assert res.exit_code != 0 and "'joy' is not a class of" in res.output
     res = invoke("eval", run, "--data", four, "--class-map", cmap)
     assert res.exit_code != 0 and "run's own images" in res.output
+    res = invoke("eval", run, "--data", four, "--split", "80/10/10")
+    assert res.exit_code != 0 and "differ from the run's" in res.output
+    res = invoke("eval", run, "--data", other, "--split", "50/25/25")
+    assert res.exit_code != 0 and "--split goes with the run's own DATA" in res.output
 
 
 def test_sentiment_on_both_sides(four, tmp_path):
