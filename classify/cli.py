@@ -29,7 +29,7 @@ def _levels(ctx, param, value: str) -> list[str] | str:
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
 _CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="Write SPEC's {\"rows\": [...]} document here.")
+                     help="Write the {\"rows\": [...]} document here (docs/rows.md).")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -42,7 +42,7 @@ _SPLIT = click.option("--split", default=None,
                            "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
 _TASK = click.option("--task", default="emotion", show_default=True,
-                     help="emotion, sentiment (SPEC's positive/negative map) or a map file "
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map file "
                           "class,sentiment.")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
@@ -210,7 +210,10 @@ def _jobs(jobs: int | None) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Classical models, stacking and ablation grids on featx feature caches."""
+    """Classical models, stacking and ablation grids on featx feature caches.
+
+    Reference: docs/ in the featx repository (rows.md: the tables and --json documents;
+    model-files.md; cache.md)."""
 
 
 @main.command()
@@ -436,16 +439,17 @@ def zeroshot(cache, json_path, report_dir, seed):
 @click.option("--html", "fmt", flag_value="html", help="An HTML page holding the table.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the table here instead of printing it.")
+@_FOLDS_DETAIL
 @one_line_errors
-def table(files, fmt, out_path):
+def table(files, fmt, out_path, folds_detail):
     """One table of the rows in FILES: --json files of fit, stack, ablate, zeroshot, predict and
     finetune eval, and finetune run folders (or their test.json), with the same columns and
     95% intervals. A file column appears when the rows come from several files, a protocol
     column when they were not evaluated on the same split, seed and task."""
-    from classify.report import csv_table, html_page, markdown_table, text_table
+    from classify.report import csv_table, html_page, markdown_table, shown_rows, text_table
     from classify.table import gather, protocols
 
-    rows = gather(files)
+    rows = shown_rows(gather(files), folds_detail)
     render = {"md": markdown_table, "csv": csv_table, "html": html_page}.get(fmt, text_table)
     text = render(rows)
     if out_path:
@@ -512,10 +516,10 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
     fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
     if fused and "sources" not in bundle:
         raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
-    if fused and target.is_dir():
-        raise FeatxError(f"{target}: a fused model predicts on its caches "
-                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
-                         f"them with featx extract and give them in that order")
+    if fused and target.is_dir() and more:
+        raise FeatxError(f"{target}: give a fused model its caches in order "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}), or one image "
+                         f"folder (each backbone extracts in turn)")
     if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():

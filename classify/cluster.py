@@ -21,6 +21,8 @@ def parse_backend(spec: str | None) -> tuple[str, str | None]:
     if kind not in BACKENDS or (kind == "local" and address):
         raise FeatxError(f"--backend {spec!r}: use local, dask (a LocalCluster) or "
                          f"dask:ADDRESS (a running scheduler, e.g. tcp://host:8786)")
+    if kind == "dask":
+        need("distributed")  # a missing extra fails before any work
     return kind, address or None
 
 

@@ -4,6 +4,7 @@ settings may differ (that is the point)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -160,6 +161,8 @@ class FusedData(LevelData):
         out = []
         for i in self.source_info:
             extract = {k: i["attrs"][k] for k in _EXTRACT_ATTRS if k in i["attrs"]}
+            if isinstance(extract.get("layers"), str):  # stored as JSON text in the cache
+                extract["layers"] = json.loads(extract["layers"])
             out.append({k: v for k, v in i.items() if k != "attrs"} | {"extract": extract})
         return out
 

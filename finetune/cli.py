@@ -119,7 +119,9 @@ def _recipe(name: str, kw: dict) -> Recipe:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Fine-tune end to end: the reference papers' ResNet / VGG recipes, and the modern
-    recipes (probe, partial, full, multilevel) for any backbone."""
+    recipes (probe, partial, full, multilevel) for any backbone.
+
+    Reference: docs/recipes.md in the featx repository (recipes, run folders)."""
 
 
 @main.command("list")
@@ -156,7 +158,7 @@ def list_cmd(as_json: bool) -> None:
 @_overrides
 @click.option("--classes", "n_classes", type=click.IntRange(min=2), default=8, show_default=True,
               help="Number of classes the model is built for.")
-@click.option("--json", "as_json", is_flag=True, help="Print SPEC's plan JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @one_line_errors
 def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
     """What RECIPE trains, stage by stage, without training."""

@@ -221,6 +221,8 @@ class Trainer:
         rngs = distributed.gather(checkpoint.rng_state(), self.ctx)  # a collective: all ranks
         if not self.ctx.is_main:
             return
+        if self.tracker is not None:  # what a resume will not redo is on disk before it
+            self.tracker.flush()
         checkpoint.atomic_save({
             "model": self.model.state_dict(),
             "optimizer": opt.state_dict() if opt is not None else None,

@@ -165,8 +165,16 @@ def test_fused_stack_rows_weights_model_file_and_predict(two, tmp_path):
     assert len(got) == len(want)
     np.testing.assert_allclose([[float(r[f"p_{k}"]) for k in classes] for r in got], want,
                                atol=2e-6)
+    # on the image folder: each backbone extracts in turn, the same probabilities
+    run("predict", model, two[0], "--out", tmp_path / "i.csv", "--quiet")
+    with open(tmp_path / "i.csv") as f:
+        from_images = {r["path"]: r for r in csv.DictReader(f)}
+    assert set(from_images) == {r["path"] for r in got}
+    for r in got:
+        np.testing.assert_allclose([float(from_images[r["path"]][f"p_{k}"]) for k in classes],
+                                   [float(r[f"p_{k}"]) for k in classes], atol=1e-4)
     for args, message in (((b, a), "other settings than the model's resnet18 cache"),
-                          ((a,), "fuses 2 caches"), ((two[0],), "a fused model predicts")):
+                          ((a,), "fuses 2 caches"), ((two[0], a), "or one image folder")):
         res = run("predict", model, *args, "--out", tmp_path / "x.csv", ok=False)
         assert res.exit_code != 0 and message in res.output, res.output
 
