@@ -29,7 +29,7 @@ def _levels(ctx, param, value: str) -> list[str] | str:
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
 _CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="Write SPEC's {\"rows\": [...]} document here.")
+                     help="Write the {\"rows\": [...]} document here (docs/rows.md).")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -42,7 +42,7 @@ _SPLIT = click.option("--split", default=None,
                            "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
 _TASK = click.option("--task", default="emotion", show_default=True,
-                     help="emotion, sentiment (SPEC's positive/negative map) or a map file "
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map file "
                           "class,sentiment.")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
@@ -149,6 +149,24 @@ def _cross_galleries(trained, report_dir, class_map, task) -> list:
     return out
 
 
+def _image_file(target: Path) -> bool:
+    """TARGET is one image file (by its extension); a file that is neither that nor HDF5 is a
+    one-line error saying what predict takes."""
+    import h5py
+
+    from featx.dataset import IMAGE_EXTENSIONS, is_image
+
+    if not target.is_file():
+        return False
+    if is_image(target.name):
+        return True
+    if not h5py.is_hdf5(target):
+        raise FeatxError(f"{target}: neither a feature cache (HDF5) nor an image file ("
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): give a cache, a folder of "
+                         f"images or one image")
+    return False
+
+
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
     from classify.atomic import check_writable
 
@@ -192,7 +210,10 @@ def _jobs(jobs: int | None) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Classical models, stacking and ablation grids on featx feature caches."""
+    """Classical models, stacking and ablation grids on featx feature caches.
+
+    Reference: docs/ in the featx repository (rows.md: the tables and --json documents;
+    model-files.md; cache.md)."""
 
 
 @main.command()
@@ -240,6 +261,11 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    from classify.models import ZERO_SHOT_MODELS
+
+    if model in ZERO_SHOT_MODELS and click.get_current_context().get_parameter_source(
+            "levels") == click.core.ParameterSource.DEFAULT:
+        levels = ["emb"]  # what these models work on
     cache, levels = _fused(caches, levels)
     if eval_cache and len(caches) > 1:
         raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
@@ -329,7 +355,8 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @main.command()
 @click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--grid", default="default", show_default=True,
-              help="default, quick, or a JSON file listing rows.")
+              help="default, quick, fusion (several caches of the same images: what each "
+                   "backbone adds), or a JSON file listing rows.")
 @click.option("--out", "out_dir", default="cache/ablation", show_default=True,
               type=click.Path(file_okay=False),
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
@@ -343,10 +370,14 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_QUIET
 @_SEED
 @_JOBS
+@click.option("--backend", default="local", show_default=True, metavar="local|dask[:ADDRESS]",
+              help="Where the rows run: local processes (--jobs), or tasks on a Dask cluster: "
+                   "a LocalCluster of --jobs workers, or the scheduler at ADDRESS (e.g. a "
+                   "dask-jobqueue SLURMCluster's; caches and --out on a shared filesystem).")
 @one_line_errors
 @tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
-           report_dir, quiet, seed, jobs):
+           report_dir, quiet, seed, jobs, backend):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
@@ -359,7 +390,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials,
+                   backend=backend)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
@@ -407,16 +439,17 @@ def zeroshot(cache, json_path, report_dir, seed):
 @click.option("--html", "fmt", flag_value="html", help="An HTML page holding the table.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the table here instead of printing it.")
+@_FOLDS_DETAIL
 @one_line_errors
-def table(files, fmt, out_path):
+def table(files, fmt, out_path, folds_detail):
     """One table of the rows in FILES: --json files of fit, stack, ablate, zeroshot, predict and
     finetune eval, and finetune run folders (or their test.json), with the same columns and
     95% intervals. A file column appears when the rows come from several files, a protocol
     column when they were not evaluated on the same split, seed and task."""
-    from classify.report import csv_table, html_page, markdown_table, text_table
+    from classify.report import csv_table, html_page, markdown_table, shown_rows, text_table
     from classify.table import gather, protocols
 
-    rows = gather(files)
+    rows = shown_rows(gather(files), folds_detail)
     render = {"md": markdown_table, "csv": csv_table, "html": html_page}.get(fmt, text_table)
     text = render(rows)
     if out_path:
@@ -483,11 +516,11 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
     fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
     if fused and "sources" not in bundle:
         raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
-    if fused and target.is_dir():
-        raise FeatxError(f"{target}: a fused model predicts on its caches "
-                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
-                         f"them with featx extract and give them in that order")
-    if target.is_dir():
+    if fused and target.is_dir() and more:
+        raise FeatxError(f"{target}: give a fused model its caches in order "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}), or one image "
+                         f"folder (each backbone extracts in turn)")
+    if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions

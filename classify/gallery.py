@@ -35,6 +35,7 @@ class Evaluated:
     paths: list[str]  # as stored in the cache (featx.pathnames), relative to `root`
     root: Path
     escaped: bool = True  # paths use featx.pathnames' escapes (caches from 2026-11-25 on)
+    dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
 
     def file(self, i: int) -> str:
         return os.path.join(self.root, from_stored(self.paths[i]) if self.escaped
@@ -148,7 +149,7 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
                    f"({ev.proba[i, t]:.2f})<br>predicted <b>{html.escape(ev.classes[p])}</b> "
                    f"({ev.proba[i, p]:.2f})<br><span class=top>top 3: "
                    + ", ".join(f"{html.escape(ev.classes[c])} {ev.proba[i, c]:.2f}" for c in top)
-                   + "</span>")
+                   + "</span>" + _votes(ev, i))
         attrs = (f'data-path="{html.escape(name)}" data-true="{html.escape(ev.classes[t])}" '
                  f'data-pred="{html.escape(ev.classes[p])}"')
         if i in missing:
@@ -195,6 +196,16 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
     return page
 
 
+def _votes(ev: Evaluated, i: int) -> str:
+    """The image's human vote distribution (its three largest shares), beside the prediction."""
+    if ev.dist is None:
+        return ""
+    top = [c for c in np.argsort(-ev.dist[i], kind="stable")[:3] if ev.dist[i, c] > 0]
+    return ("<br><span class=votes>votes: "
+            + ", ".join(f"{html.escape(ev.classes[c])} {ev.dist[i, c]:.2f}" for c in top)
+            + "</span>")
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -204,7 +215,7 @@ figure{{margin:0;width:{THUMB_PX + 10}px;font-size:11px;overflow-wrap:anywhere}}
 figure img{{max-width:{THUMB_PX}px;max-height:{THUMB_PX}px;min-width:96px;display:block}}
 .missing{{width:{THUMB_PX}px;height:80px;background:#eee;color:#a00;display:flex;
 align-items:center;justify-content:center}}
-h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}}
+h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}} .votes{{color:#063}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style>
 </head><body>
 {body}
@@ -222,7 +233,7 @@ def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated
     attrs = trained.data.attrs
     return Evaluated(list(trained.data.classes), np.asarray(te.y), np.asarray(proba),
                      list(te.paths), data_root(attrs, data, trained.data.cache),
-                     escaped=bool(attrs.get("path_escapes")))
+                     escaped=bool(attrs.get("path_escapes")), dist=te.dist)
 
 
 def evaluated_cross(trained, other: str, class_map: dict[str, str],
@@ -265,6 +276,7 @@ def evaluated_from_predictions(preds, classes: Sequence[str], root: Path,
     if not len(rows):
         raise FeatxError("--report: no predicted image has a known true class (a cache's labels, "
                          "or a folder's first-level folders named like the model's classes)")
+    dist = getattr(preds, "dist", None)
     return Evaluated(list(classes), np.array([index[labels[i]] for i in rows]),
                      preds.proba[rows], [preds.paths[i] for i in rows], root,
-                     escaped=escaped), which
+                     escaped=escaped, dist=None if dist is None else dist[rows]), which

@@ -15,8 +15,9 @@ TEST_FILES = {"test.json": ("best.pt", "val_", ""), "test_ema.json": ("best_ema.
 
 def run_protocol(config: dict) -> dict:
     """A finetune run's protocol (from its config.json) in the shape classify rows record."""
+    task = (config.get("data_options") or {}).get("task", "emotion")
     return {"split": str(config.get("split", "")), "seed": int(config.get("seed", 0)),
-            "task": "emotion"}
+            "task": task if isinstance(task, str) else f"map:{task.get('map')}"}
 
 
 def finetune_row(config: dict) -> dict:
@@ -110,15 +111,21 @@ def _test_json_row(p: Path, test: dict) -> dict:
     return row
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file such as metrics.jsonl (a line cut short by a kill is
+    skipped; no file: none)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def _best_val(run: Path, prefix: str, config: dict) -> dict | None:
     best = None
-    path = run / "metrics.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
+    for rec in read_jsonl(run / "metrics.jsonl"):
         mrec = rec.get(f"{prefix}macro_recall")
         if mrec is not None and (best is None or mrec > best[f"{prefix}macro_recall"]):
             best = rec
