@@ -18,6 +18,8 @@ from classify.atomic import write_atomic
 from featx.errors import FeatxError
 from featx.pathnames import show
 
+MAX_CLASSES = 10_000
+
 FORMAT = "classify-model"
 VERSION = 2  # 1: joblib (pickle), refused; 2: npz + JSON header
 HEADER = "__header__"
@@ -65,34 +67,97 @@ def _looks_like_pickle(head: bytes) -> bool:
     return head[:1] in (b"\x80", b"x", b"(", b"]", b"}") or head[:2] == b"ZF"
 
 
+MAX_HEADER_BYTES = 64 << 20
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _str(v) -> bool:
+    return isinstance(v, str)
+
+
+def _str_list(v) -> bool:
+    return isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(map(_str, v)) \
+        and len(set(v)) == len(v)
+
+
+def _dims(v) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 10**7 for d in v.values())
+
+
+# header fields that classify reads, each with its check; other fields are kept as data only
+HEADER_FIELDS = {"estimator": lambda v: isinstance(v, dict), "feature_fingerprint": _str,
+                 "classes": lambda v: _str_list(v) and len(v) >= 2, "levels": _str_list,
+                 "dims": _dims}
+OPTIONAL_FIELDS = {"cache": _str, "cache_fingerprint": _str, "recipe": lambda v: isinstance(
+                   v, dict), "extract": lambda v: isinstance(v, dict),
+                   "rows": lambda v: isinstance(v, list)}
+
+
+def _check_header(header: dict, label: str) -> None:
+    for name, ok in (*HEADER_FIELDS.items(), *OPTIONAL_FIELDS.items()):
+        if name not in header:
+            if name in HEADER_FIELDS:
+                raise FeatxError(f"{label}: no {name!r} in the model file's header")
+            continue
+        if not ok(header[name]):
+            raise FeatxError(f"{label}: the header's {name!r} is not valid "
+                             f"({type(header[name]).__name__})")
+    missing = [lv for lv in header["levels"] if lv not in header["dims"]]
+    if missing:
+        raise FeatxError(f"{label}: the header's dims lack level {missing[0]!r}")
+
+
 def load_model(path: str | os.PathLike) -> dict:
-    """The bundle of a model file, its estimator rebuilt from arrays; never unpickles."""
-    from classify.codec import decode
+    """The bundle of a model file, its estimator rebuilt from arrays; never unpickles. Every
+    field is checked before use and only the arrays the estimator refers to are read."""
+    from classify.codec import Ctx, decode
+    from classify.members import ZIP_ERRORS, Members
 
     path = Path(path)
+    label = show(path)
     if not path.is_file():
-        raise FeatxError(f"{show(path)}: no such model file")
+        raise FeatxError(f"{label}: no such model file")
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":
         if _looks_like_pickle(head):
-            raise FeatxError(f"{show(path)}: looks like an old classify model file (joblib, i.e. "
+            raise FeatxError(f"{label}: looks like an old classify model file (joblib, i.e. "
                              f"pickle, which can run code when opened), so it is not opened; if "
                              f"you trust it, convert it once: classify convert --trust "
-                             f"{show(path)} NEW")
-        raise FeatxError(f"{show(path)}: not a classify model file")
+                             f"{label} NEW")
+        raise FeatxError(f"{label}: not a classify model file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop(HEADER).tobytes().decode())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, EOFError):
-        raise FeatxError(f"{show(path)}: not a classify model file (unreadable)") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise FeatxError(f"{show(path)}: not a classify model file")
-    if header.get("version") != VERSION:
-        raise FeatxError(f"{show(path)}: model file version {header.get('version')} is not "
-                         f"supported (this classify reads version {VERSION})")
-    header["estimator"] = decode(header["estimator"], arrays)
+        with zipfile.ZipFile(path) as zf:
+            members = Members(zf, label)
+            try:
+                blob = members.array(HEADER, "u", (None,), max_bytes=MAX_HEADER_BYTES)
+            except FeatxError:
+                raise FeatxError(f"{label}: not a classify model file (no readable header)"
+                                 ) from None
+            try:
+                header = json.loads(blob.tobytes().decode(), parse_constant=_no_constant)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                raise FeatxError(f"{label}: the model file's header is not valid JSON") from None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise FeatxError(f"{label}: not a classify model file")
+            if header.get("version") != VERSION:
+                raise FeatxError(f"{label}: model file version {str(header.get('version'))[:20]}"
+                                 f" is not supported (this classify reads version {VERSION})")
+            _check_header(header, label)
+            k = len(header["classes"])
+            d = sum(header["dims"][lv] for lv in header["levels"])
+            est = decode(header["estimator"], Ctx(members.array, label, d, k))
+    except ZIP_ERRORS as e:
+        raise FeatxError(f"{label}: not a classify model file (unreadable: "
+                         f"{type(e).__name__})") from None
+    if not np.array_equal(getattr(est, "classes_", None), np.arange(k)):
+        raise FeatxError(f"{label}: the estimator's classes do not match the header's {k} "
+                         f"classes")
+    header["estimator"] = est
     return header
 
 
