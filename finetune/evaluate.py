@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from classify.metrics import evaluate
+from classify.report import literal_text
 from featx.errors import FeatxError
 from featx.preprocess import normalize as imagenet_normalize
 from featx.progress import Progress
@@ -75,6 +76,7 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], seed: in
     return evaluate(y_true, y_pred, classes, seed=seed)
 
 
+@literal_text
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | os.PathLike,
                    title: str) -> None:
     """Row-normalised confusion matrix with the counts, as a PNG."""
