@@ -3,6 +3,7 @@ label conflicts resolved."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections import Counter, defaultdict
@@ -124,6 +125,8 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
                          to_stored(entry.name.lower()) if label is None else label)
                 elif label is None:
                     scan.skipped.append((r, "not in a class folder"))
+                elif entry.is_symlink() and _link_loop(entry.path):
+                    scan.skipped.append((r, "link loop"))
                 elif is_image(entry.name):  # a row even if unreadable: the decoder says why
                     scan.items.append((r, label))
                 elif entry.is_file():
@@ -139,6 +142,15 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
     walk(os.fspath(root), "", None if class_folders else "")
     scan.items.sort()
     return scan
+
+
+def _link_loop(path: str) -> bool:
+    """Whether the link at `path` never reaches a file (ELOOP: it leads back to itself)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def file_digest(path: Path) -> str:

@@ -28,7 +28,7 @@ from featx.info import describe_scan
 from featx.levels import parse_levels
 from featx.lock import OutputLock
 from featx.parts import ChunkWriter, Parts, os_error
-from featx.pathnames import show
+from featx.pathnames import printable, show
 from featx.pooling import ALL_POOLS
 from featx.preprocess import preprocessing_id
 from featx.progress import Progress
@@ -548,7 +548,7 @@ def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
     if result.n_failed:
         lines.append(f"{result.n_failed} of {result.n} images could not be used (recorded in "
                      f"/valid and /errors):")
-        lines += [f"  {p}: {r}" for p, r in result.failures[:limit]]
+        lines += [f"  {printable(p)}: {printable(r)}" for p, r in result.failures[:limit]]
         if result.n_failed > limit:
             lines.append(f"  ... and {result.n_failed - limit} more (featx info shows them)")
     lines += describe_conflicts(result.conflicts, result.conflict_policy)
