@@ -36,7 +36,7 @@ class RowSpec:
         return row_name(self.levels, self.model, self.weighted, self.meta)
 
     def key(self, cache_fingerprint: str, seed: int, split: str | None = None,
-            task: str | None = None) -> str:
+            task: str | None = None, fewshot: dict | None = None) -> str:
         """Names the stored result: what the row computes, not where the cache lies."""
         from classify.models import make_model, model_kind
 
@@ -48,6 +48,8 @@ class RowSpec:
                "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT}
         if split or (task and task != "emotion"):
             key["protocol"] = {"split": split, "task": task}
+        if fewshot:
+            key["fewshot"] = fewshot
         return fingerprint(key)[:24]
 
 
@@ -159,12 +161,24 @@ def check_comparable(caches: Sequence[str]) -> None:
 
 
 def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1,
-            split: str | None = None, task: str | None = None) -> list[dict]:
-    """Compute one row -- under k-fold, each fold's and the summary -- (its fits one after
-    another, each on `threads` OpenMP threads) and store it in `out_file`."""
+            split: str | None = None, task: str | None = None,
+            shots: Sequence[int] = (), trials: int = 5) -> list[dict]:
+    """Compute one row -- under k-fold, each fold's and the summary; with `shots`, each trial's
+    and each K's summary -- (its fits one after another, each on `threads` OpenMP threads) and
+    store it in `out_file`."""
     from classify.training import run_fit, run_stack
 
-    if spec.meta is None:
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        kw = (dict(model=spec.model, threads=threads) if spec.meta is None
+              else dict(base=spec.model, meta=spec.meta))
+        trained = fewshot_trained("fit" if spec.meta is None else "stack", spec.cache,
+                                  list(spec.levels), shots, trials, seed, split, task,
+                                  weighted=spec.weighted, jobs=1, quiet=True, **kw)
+        wanted = spec.model if spec.meta is None else f"stack:{spec.model}>{spec.meta}"
+        results = [r for r in trained.results if r.row["model"] == wanted]
+    elif spec.meta is None:
         trained = run_fit(spec.cache, list(spec.levels), spec.model, spec.weighted, seed=seed,
                           jobs=1, threads=threads, quiet=True, split=split, task=task)
         results = trained.results
@@ -235,13 +249,27 @@ class GridRun:
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
              seed: int = 0, quiet: bool = False, split: str | None = None,
-             task: str | None = None) -> GridRun:
-    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
-    from joblib import Parallel, delayed
+             task: str | None = None, shots: Sequence[int] = (), trials: int = 5,
+             backend: str | None = None) -> GridRun:
+    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes,
+    or as tasks on a Dask cluster (`backend`, classify.cluster). With `shots`: the few-shot
+    protocol, each K's summaries compared with the baseline's."""
     from featx.progress import track
 
+    from classify.cluster import parse_backend, run_calls
     from classify.models import model_kind
 
+    kind, _ = parse_backend(backend)
+    if grid == "fusion":  # several caches of the same images: classify.fusion_grid
+        from classify.fusion_grid import run_fusion_grid
+
+        if shots:
+            raise FeatxError("--grid fusion with --shots: run fit/stack --shots on the fused "
+                             "caches instead")
+        if kind != "local":
+            raise FeatxError(f"--grid fusion runs its rows locally; --backend {backend} is for "
+                             f"the other grids")
+        return run_fusion_grid(caches, jobs=jobs, seed=seed, quiet=quiet, split=split, task=task)
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
     fps = {}
@@ -249,7 +277,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         with Cache(c) as cache:
             fps[str(c)] = cache.fingerprint
     rows_dir = Path(out) / "rows"
-    files = [rows_dir / f"{s.key(fps[s.cache], seed, split, task)}.json" for s in specs]
+    fewshot = {"shots": list(shots), "trials": trials} if shots else None
+    files = [rows_dir / f"{s.key(fps[s.cache], seed, split, task, fewshot)}.json"
+             for s in specs]
     done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
     todo = [i for i in range(len(specs)) if i not in done]
     # slowest rows first, so that the cheap ones fill the other workers meanwhile
@@ -261,23 +291,31 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         # rows run in processes; a row's LightGBM (OpenMP) threads share the cores with the
         # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
         threads = max(1, cpus // workers)
-        gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task)
-            for i in todo)
+        gen = run_calls(backend, workers, _run_row_indexed,
+                        [(i, specs[i], seed, str(files[i]), threads, split, task, shots, trials)
+                         for i in todo])
+        # the first row also pays the workers' start-up: the ETA counts from its end
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
-                               quiet=quiet):
+                               quiet=quiet, warmup=1):
             done[i] = [_result(d) for d in stored]
-    # under k-fold a spec has its fold rows and then its summary (the row compared)
-    summaries = [done[i][-1] for i in range(len(specs))]
     zeroshot = []
     if split is None and task in (None, "emotion"):  # CLIP caches: the zero-shot row (cheap)
         from classify.zeroshot import zeroshot_rows
         zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed)
-    add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
+    if shots:  # each K's summary rows against the baseline's at that K
+        for k in shots:
+            summaries = [next(r for r in done[i] if r.row.get("shots") == k
+                              and r.row.get("trial") == "all") for i in range(len(specs))]
+            add_mcnemar(summaries, summaries[specs.index(base)], seed=seed)
+    else:
+        # under k-fold a spec has its fold rows and then its summary (the row compared)
+        summaries = [done[i][-1] for i in range(len(specs))]
+        add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
     results = [r for i in range(len(specs)) for r in done[i]] + zeroshot
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
 def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str, threads: int,
-                     split: str | None, task: str | None) -> tuple[int, list[dict]]:
-    return i, run_row(spec, seed, out_file, threads, split, task)
+                     split: str | None, task: str | None, shots: Sequence[int] = (),
+                     trials: int = 5) -> tuple[int, list[dict]]:
+    return i, run_row(spec, seed, out_file, threads, split, task, shots, trials)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from classify.members import MAX_MEMBER_BYTES as MAX_MEMBER
 from featx.errors import FeatxError
 
 Arrays = dict[str, np.ndarray]
@@ -144,10 +145,10 @@ def _set_attrs(est, node: dict, ctx: Ctx, spec: dict[str, tuple[str, Callable]])
         got = sorted(map(str, attrs)) if isinstance(attrs, dict) else type(attrs).__name__
         raise ctx.fail(f"attrs must be exactly {sorted(spec)}, found {str(got)[:200]}")
     classes = _classes(ctx, attrs["classes_"]) if "classes_" in spec else None
-    for name, (kinds, shape) in spec.items():
+    for name, (kinds, shape, *limit) in spec.items():
         want = shape(ctx, classes)
-        v = classes if name == "classes_" else ctx.read(
-            attrs[name], kinds, want, **({"max_bytes": 8 * MAX_CLASSES} if None in want else {}))
+        cap = limit[0] if limit else 8 * MAX_CLASSES if None in want else MAX_MEMBER
+        v = classes if name == "classes_" else ctx.read(attrs[name], kinds, want, max_bytes=cap)
         if name == "n_features_in_" and int(v) != ctx.width:
             raise ctx.fail(f"n_features_in_ {int(v)} != the model's {ctx.width} features")
         if v.dtype.kind == "f" and not np.isfinite(v).all():
@@ -359,6 +360,46 @@ def _weights_shape(ctx: Ctx, classes):
     return (ctx.d[0],)
 
 
+def _zs_enc(est, arrays, key):
+    # classify.zsprobes: the prompts as a fitted array, the probe (if any) as its own node
+    node = {"params": _simple_params(est),
+            "attrs": _attrs(est, arrays, key, ("text_", "classes_", "keys_", "key_labels_"))}
+    if hasattr(est, "probe_"):
+        node["probe"] = encode(est.probe_, arrays, f"{key}/probe")
+    return node
+
+
+_FINITE = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) \
+    and abs(v) < 1e300  # noqa
+_ZS_CHECKS = {"class_embeddings": lambda v: v is None, "logit_scale": _FINITE,
+              "alpha": _FINITE, "beta": _FINITE, "C": _POSITIVE,
+              "weighted": lambda v: isinstance(v, bool), "seed": _int_ok}
+_ZS_SPEC = {"text_": ("f", lambda ctx, c: (ctx.k, ctx.width)), "classes_": _CLASSES}
+_TIP_SPEC = {**_ZS_SPEC, "keys_": ("f", lambda ctx, c: (None, ctx.width), MAX_MEMBER),
+             "key_labels_": ("iu", lambda ctx, c: (None,), MAX_MEMBER)}
+
+
+def _zs_dec(node, ctx):
+    from classify import zsprobes
+
+    tip = node["type"] == "tip_adapter"
+    cls = zsprobes.TipAdapter if tip else zsprobes.ZeroShotEnsemble
+    _node(node, ctx, ("params", "attrs"), () if tip else ("probe",))
+    est = _set_attrs(cls(**_params(node, ctx, cls, _ZS_CHECKS)), node, ctx,
+                     _TIP_SPEC if tip else _ZS_SPEC)
+    if not np.array_equal(est.classes_, np.arange(ctx.k)):
+        raise ctx.fail(f"classes_ must be all {ctx.k} classes")
+    if tip:
+        labels = est.key_labels_
+        if len(labels) != len(est.keys_) or (labels < 0).any() or (labels >= ctx.k).any():
+            raise ctx.fail("key_labels_ do not match keys_ and the classes")
+    elif "probe" in node:
+        est.probe_ = decode(node["probe"], ctx.at("probe"))
+    else:
+        raise ctx.fail("a zero-shot ensemble without its probe")
+    return est
+
+
 def _codecs() -> list[Codec]:
     def cls(module: str, name: str) -> Callable[[], type]:
         def get():
@@ -394,6 +435,8 @@ def _codecs() -> list[Codec]:
               _flatten_dec),
         Codec("level_stacker", cls("classify.stacking", "LevelStacker"), _stacker_enc,
               _stacker_dec),
+        Codec("zs_ensemble", cls("classify.zsprobes", "ZeroShotEnsemble"), _zs_enc, _zs_dec),
+        Codec("tip_adapter", cls("classify.zsprobes", "TipAdapter"), _zs_enc, _zs_dec),
     ]
 
 

@@ -90,7 +90,7 @@ def iter_rounds(path: str | os.PathLike, levels: Sequence[str], split: str | Non
         spec, rnds = rounds(cache, split, seed)
         labels, classes = cache.labels, list(cache.classes)
         dist = cache.label_dist
-        mapped = class_mapping(classes, task)
+        mapped = class_mapping(classes, task, owner=f"the training cache {path}")
         if mapped is not None:
             classes, index = mapped
             labels = map_labels(labels, index)

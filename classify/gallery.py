@@ -35,6 +35,7 @@ class Evaluated:
     paths: list[str]  # as stored in the cache (featx.pathnames), relative to `root`
     root: Path
     escaped: bool = True  # paths use featx.pathnames' escapes (caches from 2026-11-25 on)
+    dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
 
     def file(self, i: int) -> str:
         return os.path.join(self.root, from_stored(self.paths[i]) if self.escaped
@@ -104,12 +105,14 @@ def _share(flags: Sequence[bool | None]) -> float | None:
 
 def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error analysis",
                   n_confusions: int = 8, per_confusion: int = 12, n_confident: int = 24,
-                  quiet: bool = True) -> Path:
-    """gallery.html and its thumbnails in `folder`; returns the page's path."""
+                  quiet: bool = True, name: str = THUMBS) -> Path:
+    """NAME.html (default gallery.html) and its thumbnails in `folder`/NAME; returns the
+    page's path."""
     from featx.progress import Progress
 
     folder = Path(folder)
-    (folder / THUMBS).mkdir(parents=True, exist_ok=True)
+    thumbs = name
+    (folder / thumbs).mkdir(parents=True, exist_ok=True)
     k = len(ev.classes)
     y_pred = ev.proba.argmax(axis=1)
     cm = confusion(ev.y_true, y_pred, k)
@@ -133,7 +136,7 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
     with Progress(len(ev.y_true), "gallery", "img", quiet=quiet) as bar:
         for i in range(len(ev.y_true)):  # every test image: the test set's grayscale share
             thumb = shown.get(i)
-            gray[i] = _look(ev.file(i), str(folder / THUMBS / thumb) if thumb else None)
+            gray[i] = _look(ev.file(i), str(folder / thumbs / thumb) if thumb else None)
             bar.update()
     missing = {i for i in shown if gray[i] is None}
     test_gray = _share(list(gray.values()))
@@ -146,13 +149,13 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
                    f"({ev.proba[i, t]:.2f})<br>predicted <b>{html.escape(ev.classes[p])}</b> "
                    f"({ev.proba[i, p]:.2f})<br><span class=top>top 3: "
                    + ", ".join(f"{html.escape(ev.classes[c])} {ev.proba[i, c]:.2f}" for c in top)
-                   + "</span>")
+                   + "</span>" + _votes(ev, i))
         attrs = (f'data-path="{html.escape(name)}" data-true="{html.escape(ev.classes[t])}" '
                  f'data-pred="{html.escape(ev.classes[p])}"')
         if i in missing:
             img = '<div class="missing">image unreadable</div>'
         else:
-            img = (f'<a href="{_link(folder, ev.file(i))}"><img src="{THUMBS}/{shown[i]}" '
+            img = (f'<a href="{_link(folder, ev.file(i))}"><img src="{thumbs}/{shown[i]}" '
                    f'alt="{html.escape(name)}" loading="lazy"></a>')
         return f"<figure {attrs}>{img}<figcaption>{caption}</figcaption></figure>"
 
@@ -188,8 +191,19 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
             + ("".join(sections) or "<p>No misclassified test image.</p>"),
             '<section class="confident"><h2>Most confidently wrong</h2><div class="grid">'
             + "".join(figure(int(i)) for i in confident) + "</div></section>"]
-    write_text(folder / PAGE, _page(title, "\n".join(body)))
-    return folder / PAGE
+    page = folder / f"{name}.html"
+    write_text(page, _page(title, "\n".join(body)))
+    return page
+
+
+def _votes(ev: Evaluated, i: int) -> str:
+    """The image's human vote distribution (its three largest shares), beside the prediction."""
+    if ev.dist is None:
+        return ""
+    top = [c for c in np.argsort(-ev.dist[i], kind="stable")[:3] if ev.dist[i, c] > 0]
+    return ("<br><span class=votes>votes: "
+            + ", ".join(f"{html.escape(ev.classes[c])} {ev.dist[i, c]:.2f}" for c in top)
+            + "</span>")
 
 
 def _page(title: str, body: str) -> str:
@@ -201,7 +215,7 @@ figure{{margin:0;width:{THUMB_PX + 10}px;font-size:11px;overflow-wrap:anywhere}}
 figure img{{max-width:{THUMB_PX}px;max-height:{THUMB_PX}px;min-width:96px;display:block}}
 .missing{{width:{THUMB_PX}px;height:80px;background:#eee;color:#a00;display:flex;
 align-items:center;justify-content:center}}
-h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}}
+h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}} .votes{{color:#063}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style>
 </head><body>
 {body}
@@ -219,6 +233,25 @@ def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated
     attrs = trained.data.attrs
     return Evaluated(list(trained.data.classes), np.asarray(te.y), np.asarray(proba),
                      list(te.paths), data_root(attrs, data, trained.data.cache),
+                     escaped=bool(attrs.get("path_escapes")), dist=te.dist)
+
+
+def evaluated_cross(trained, other: str, class_map: dict[str, str],
+                    task: str | None) -> Evaluated:
+    """The images of another cache a fit's cross-dataset row was evaluated on, with the
+    model's probabilities; the images are found in the folder that cache records."""
+    from threadpoolctl import threadpool_limits
+
+    from classify.training import cross_images
+    from featx.cache import Cache
+
+    part, _ = cross_images(trained.data, other, class_map, task)
+    with threadpool_limits(limits=1, user_api="blas"):
+        proba = trained.estimator.predict_proba(part.X)
+    with Cache(other) as c:
+        attrs = dict(c.attrs)
+    return Evaluated(list(trained.data.classes), np.asarray(part.y), np.asarray(proba),
+                     list(part.paths), data_root(attrs, None, other),
                      escaped=bool(attrs.get("path_escapes")))
 
 
@@ -243,6 +276,7 @@ def evaluated_from_predictions(preds, classes: Sequence[str], root: Path,
     if not len(rows):
         raise FeatxError("--report: no predicted image has a known true class (a cache's labels, "
                          "or a folder's first-level folders named like the model's classes)")
+    dist = getattr(preds, "dist", None)
     return Evaluated(list(classes), np.array([index[labels[i]] for i in rows]),
                      preds.proba[rows], [preds.paths[i] for i in rows], root,
-                     escaped=escaped), which
+                     escaped=escaped, dist=None if dist is None else dist[rows]), which

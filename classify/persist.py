@@ -38,7 +38,8 @@ def model_bundle(trained) -> dict:
             "cache": str(Path(data.cache).resolve()), "cache_fingerprint": data.fingerprint,
             "feature_fingerprint": data.feature_fingerprint, "classes": list(data.classes),
             "levels": list(data.levels), "dims": dict(data.dims), "recipe": trained.recipe,
-            "extract": attrs, "rows": [r.row for r in trained.results]}
+            "extract": attrs, "rows": [r.row for r in trained.results],
+            **({"sources": data.model_sources()} if hasattr(data, "model_sources") else {})}
 
 
 def save_bundle(path: str | os.PathLike, bundle: dict) -> Path:

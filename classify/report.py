@@ -24,13 +24,21 @@ def _p(v) -> str:
 
 
 def _cache_label(row: dict) -> str:
-    return Path(row.get("cache", "")).stem
+    # a fused row's cache is "A.h5 + B.h5" (classify.fusion.Fused): each file's stem
+    return "+".join(Path(c).stem for c in row.get("cache", "").split(" + "))
+
+
+def _val(r: dict, metric: str):
+    """A val figure; none for a cross-dataset row (its val is the training cache's) or a row
+    without val images."""
+    v = r.get("val")
+    return None if not v or r.get("cross_dataset") else v.get(metric)
 
 
 COLUMNS = [  # (header, value of a row)
     ("name", lambda r: r["name"]),
-    ("val acc", lambda r: _pct(r["val"]["accuracy"])),
-    ("val mrec", lambda r: _pct(r["val"]["macro_recall"])),
+    ("val acc", lambda r: _pct(_val(r, "accuracy"))),
+    ("val mrec", lambda r: _pct(_val(r, "macro_recall"))),
     ("test acc", lambda r: _pct(r["test"]["accuracy"])),
     ("test mrec", lambda r: _pct(r["test"]["macro_recall"])),
     ("test mF1", lambda r: _pct(r["test"]["macro_f1"])),
@@ -42,6 +50,28 @@ COLUMNS = [  # (header, value of a row)
 MCNEMAR = ("McNemar p vs base", lambda r: _p(r.get("mcnemar_p")))
 MREC_P = ("mrec p vs base", lambda r: _p(r.get("macro_recall_p")))
 CACHE = ("cache", _cache_label)
+SOURCE = ("file", lambda r: str(r.get("source", "")))
+
+
+def _protocol(r: dict) -> str:
+    from classify.table import protocol_text
+
+    return protocol_text(r)
+
+
+PROTOCOL = ("protocol", _protocol)
+
+
+def _unmatched(r: dict) -> str:
+    """Images of the other set whose class has no match, per class (cross-dataset rows)."""
+    u = (r.get("cross_dataset") or {}).get("unmatched")
+    if u is None:
+        return ""
+    return f"{sum(u.values())}" + (f" ({', '.join(f'{c} {n}' for c, n in u.items())})"
+                                  if u else "")
+
+
+UNMATCHED = ("unmatched (other set)", _unmatched)
 
 
 def _fold_stat(r: dict, metric: str) -> str:
@@ -55,22 +85,37 @@ FOLDS = [("folds acc mean±std", lambda r: _fold_stat(r, "accuracy")),
          ("folds mrec mean±std", lambda r: _fold_stat(r, "macro_recall"))]
 
 
-def _ldl(r: dict) -> str:
-    m = r["test"].get("ldl")
-    return "" if not m else f"{m['kl']:.4f}"
+LDL_HEADERS = {"chebyshev": "Cheb↓", "clark": "Clark↓", "canberra": "Canb↓", "kl": "KL↓",
+               "cosine": "cos↑", "intersection": "inter↑"}  # classify.ldl.MEASURES
 
 
-LDL = ("test KL", _ldl)
+def _ldl(measure: str):
+    def cell(r: dict) -> str:
+        m = r["test"].get("ldl")
+        return "" if not m or m.get(measure) is None else f"{m[measure]:.4f}"
+    return cell
+
+
+LDL = [(f"test {h}", _ldl(m)) for m, h in LDL_HEADERS.items()]
+# a distribution row's accuracy is top-1 against each image's most-voted class
+ACC_OF = ("acc vs", lambda r: "most-voted" if r["test"].get("ldl") else "label")
 
 
 def _columns(rows: Sequence[dict]):
     cols = list(COLUMNS)
     if len({r.get("cache") for r in rows}) > 1:
         cols.insert(0, CACHE)
+    if len({r.get("source") for r in rows}) > 1:
+        cols.insert(0, SOURCE)
+    if len({_protocol(r) for r in rows}) > 1:
+        cols.append(PROTOCOL)
+    if any(r.get("cross_dataset") for r in rows):
+        cols.append(UNMATCHED)
     if any(r.get("kfold") for r in rows):
         cols[-1:-1] = FOLDS
     if any(r["test"].get("ldl") for r in rows):
-        cols.append(LDL)
+        cols.insert(1, ACC_OF)
+        cols += LDL
     if any("mcnemar_p" in r for r in rows):
         cols.append(MCNEMAR)
     if any("macro_recall_p" in r for r in rows):
@@ -102,7 +147,8 @@ CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "v
               "test_accuracy_ci_hi", "test_macro_recall_ci_lo", "test_macro_recall_ci_hi",
               "test_n", "fold", "folds_test_accuracy_mean", "folds_test_accuracy_std",
               "folds_test_macro_recall_mean", "folds_test_macro_recall_std", "mcnemar_p",
-              "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p"]
+              "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p", "source", "protocol",
+              "unmatched", "acc_vs", *(f"test_{m}" for m in LDL_HEADERS)]
 
 
 def csv_table(rows: Sequence[dict]) -> str:
@@ -110,10 +156,11 @@ def csv_table(rows: Sequence[dict]) -> str:
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        t, v = r["test"], r["val"]
+        t = r["test"]
         w.writerow({"name": r["name"], "cache": r.get("cache", ""), "levels": "+".join(r["levels"]),
                     "model": r["model"], "weighted": r["weighted"],
-                    "val_accuracy": v["accuracy"], "val_macro_recall": v["macro_recall"],
+                    "val_accuracy": _val(r, "accuracy"),
+                    "val_macro_recall": _val(r, "macro_recall"),
                     "test_accuracy": t["accuracy"], "test_macro_recall": t["macro_recall"],
                     "test_macro_f1": t["macro_f1"], "test_accuracy_ci_lo": t["accuracy_ci95"][0],
                     "test_accuracy_ci_hi": t["accuracy_ci95"][1],
@@ -124,7 +171,10 @@ def csv_table(rows: Sequence[dict]) -> str:
                     "macro_recall_p": r.get("macro_recall_p", ""),
                     "mcnemar_p": r.get("mcnemar_p", ""),
                     "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
-                    "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", "")})
+                    "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", ""),
+                    "source": r.get("source", ""), "protocol": _protocol(r),
+                    "unmatched": _unmatched(r), "acc_vs": ACC_OF[1](r),
+                    **{f"test_{m}": (t.get("ldl") or {}).get(m, "") for m in LDL_HEADERS}})
     return buf.getvalue()
 
 
@@ -148,6 +198,29 @@ def literal_text(fn: Callable) -> Callable:
         with matplotlib.rc_context({"text.parse_math": False}):
             return fn(*args, **kwargs)
     return wrapper
+
+
+def html_table(rows: Sequence[dict]) -> str:
+    """The table as an HTML <table> element."""
+    cols = _columns(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_page(rows: Sequence[dict], title: str = "classify table") -> str:
+    """A page holding only the table."""
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><style>{_STYLE}</style></head><body>\n{html_table(rows)}\n"
+            f"<p>{html.escape(_LEGEND)}</p>\n</body></html>\n")
+
+
+_STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
+          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} "
+          "td:first-child{text-align:left}")
+_LEGEND = ("Accuracy and macro recall in %; the intervals are bootstrap 95% CIs over the test "
+           "images.")
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -206,14 +279,38 @@ def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None
     _save_figure(fig, path)
 
 
+def is_fold_row(row: dict) -> bool:
+    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`), or one
+    trial's of the few-shot protocol (its summary has `"trial": "all"`)."""
+    return isinstance(row.get("fold"), int) or isinstance(row.get("trial"), int)
+
+
+def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
+    """The rows a table shows: k-fold summaries, each fold's row only with `folds_detail`."""
+    return [r for r in rows if folds_detail or not is_fold_row(r)]
+
+
+def level_weights_lines(rows: Sequence[dict]) -> list[str]:
+    """One line per weighted stack: its learned weight of each level (k-fold: mean±std)."""
+    out = []
+    for r in rows:
+        w, sd = r.get("level_weights"), r.get("level_weights_std") or {}
+        if w:
+            out.append(f"{r['name']}: level weights " + ", ".join(
+                f"{lv} {v:.3f}" + (f"±{sd[lv]:.3f}" if lv in sd else "") for lv, v in w.items()))
+    return out
+
+
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
-    """The rows worth a figure: the best by test accuracy first."""
-    order = sorted(rows, key=lambda r: -(r["test"]["accuracy"] or 0))
+    """The rows worth a figure: the best by test accuracy first, k-fold summaries rather than
+    single folds."""
+    order = sorted(shown_rows(rows), key=lambda r: -(r["test"]["accuracy"] or 0))
     return order[:limit]
 
 
 def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Sequence[str],
-                 title: str = "classify report", gallery: Path | None = None) -> Path:
+                 title: str = "classify report", gallery: Path | None = None,
+                 more_galleries: Sequence[tuple[Path, str]] = ()) -> Path:
     """confusion_<i>.png for the best rows, recall.png, table.md, table.csv and index.html
     (linking to `gallery`, an error-analysis page in the same folder, when given)."""
     folder = Path(folder)
@@ -226,30 +323,28 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
                       f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
         images.append((name, r["name"]))
     recall_png(folder / "recall.png", picked, classes)
+    from classify.figures import extra_figures
+
+    images = extra_figures(folder, rows) + images
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
-    write_text(folder / "index.html", _page(title, rows, images, gallery))
+    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries))
     return folder / "index.html"
 
 
 def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
-          gallery: Path | None = None) -> str:
-    cols = _columns(rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
-                   for r in rows)
+          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = ()) -> str:
     figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}}
-figure{{display:inline-block;margin:1em}}</style></head><body>
+<style>{_STYLE} figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Accuracy and macro recall in %; the interval is a bootstrap 95% CI of test accuracy.</p>
-<table><tr>{head}</tr>{body}</table>
+<p>{html.escape(_LEGEND)}</p>
+{html_table(rows)}
 {f'<p><a href="{gallery.name}">Error analysis: confusions with their images</a></p>'
  if gallery else ""}
+{"".join(f'<p><a href="{g.name}">{html.escape(label)}</a></p>' for g, label in more_galleries)}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
 <h2>Confusion matrices (test, best rows)</h2>{figs}
 </body></html>

@@ -18,6 +18,7 @@ from featx.errors import FeatxError
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
+UNTUNED = " (untuned)"  # a stack's per-level rows: the base model's default hyperparameters
 
 
 @dataclass
@@ -44,11 +45,17 @@ def _need_test(data: LevelData) -> None:
 
 
 def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
-    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+    if data is not None:
+        return [data]
+    if hasattr(cache, "rounds"):  # classify.fusion.Fused: several caches as one
+        return cache.rounds(split, task, seed)
+    return iter_rounds(cache, levels, split, task, seed)
 
 
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
+    if hasattr(cache, "row_extra"):
+        extra.update(cache.row_extra())
     if data.fold is not None:
         extra["fold"] = data.fold
     return extra
@@ -96,15 +103,25 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
 
 
 def _fit_labels(d: LevelData, cache, model, weighted, cv, seed, jobs, threads, quiet):
+    from classify.models import ZERO_SHOT_MODELS
     from classify.select import select_and_fit
 
     tr, va, te = d["train"], d["val"], d["test"]
+    if model in ZERO_SHOT_MODELS and (cv or hasattr(cache, "rounds")):
+        raise FeatxError(f"--model {model}: one CLIP cache, hyperparameters chosen on val "
+                         f"(no --cv, no fusion)")
     if not cv and len(va.y) == 0:
         raise CacheError(f"{d.cache}: no valid validation images to choose hyperparameters "
                          f"on: pass --cv K to choose them by cross-validation on train")
-    sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
-                         weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
-                         quiet=quiet)
+    if model in ZERO_SHOT_MODELS:  # CLIP caches: their prompts; alpha (beta) chosen on val
+        from classify.zsprobes import select_zs
+
+        sel = select_zs(model, d.cache, d.levels, d.classes, tr.X, tr.y, va.X, va.y, weighted,
+                        seed)
+    else:
+        sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
+                             weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
+                             quiet=quiet)
     est = sel.estimator
     res = make_result(row_name(d.levels, model, weighted), d.levels, model, weighted, d.classes,
                       (va.y, _predict(est, va.X)), (te.y, _predict(est, te.X)), te.paths,
@@ -153,14 +170,14 @@ def _fit_distribution(d: LevelData, cache, seed: int):
     return est, res, recipe
 
 
-def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
-               seed: int, target: str, task: str | None) -> Result:
-    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str | None):
+    """Every valid image of `other` whose class matches one of `d`'s (after `task` and
+    `class_map`), labelled with the training classes; and the count of the others per class."""
     from classify.protocol import match_classes
     from featx.tasks import class_mapping, map_labels
 
     part, other_classes = load_eval_rows(other, d)
-    mapped = class_mapping(other_classes, task)
+    mapped = class_mapping(other_classes, task, owner=f"the --eval cache {other}")
     if mapped is not None:  # the same task on both sides
         other_classes, index = mapped
         part.y = map_labels(part.y, index)
@@ -169,7 +186,17 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
     keep = y >= 0
     unmatched = {other_classes[c]: int(n) for c, n in
                  enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
-    X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
+    part.X, part.y, part.rows = part.X[keep], y[keep], part.rows[keep]
+    part.paths = [p for p, k in zip(part.paths, keep) if k]
+    part.dist = None  # over the other set's classes, not the model's
+    return part, unmatched
+
+
+def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
+               seed: int, target: str, task: str | None) -> Result:
+    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+    part, unmatched = cross_images(d, other, class_map, task)
+    X, y, paths = part.X, part.y, part.paths
     pred = _predict(est, X)
     va = res.row["val"]
     row = make_result(f"{res.row['name']} -> {_stem(other)}", res.row["levels"],
@@ -178,7 +205,7 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": int(keep.sum())}, target=target)
+                                     "n_eval": len(y)}, target=target)
     row.row["val"] = va
     return row
 
@@ -217,7 +244,11 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
 
 
 def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, quiet):
-    from classify.models import make_model
+    from classify.models import ZERO_SHOT_MODELS, make_model
+
+    if base in ZERO_SHOT_MODELS:
+        raise FeatxError(f"--base {base}: not a per-level base model (it needs the emb level "
+                         f"and the prompts); use classify fit --model {base}")
     from classify.stacking import LevelStacker
 
     _need_test(d)
@@ -236,9 +267,11 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
     results = []
     for li, lv in enumerate(levels):
         pred = {s: lp[s][:, li].argmax(axis=1) for s in lp}
-        results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
-                                   d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
-                                   te.paths, seed=seed, **common))
+        # "(untuned)": fit's row of the same level and model chooses C etc. on val
+        results.append(make_result(row_name([lv], base, weighted) + UNTUNED, [lv], base,
+                                   weighted, d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
+                                   te.paths, seed=seed, selected_by="none (defaults)",
+                                   **common))
     pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
                 else np.zeros(0, dtype=np.int64)) for s in lp}
     extra = {**common, "meta": meta, "folds": folds}

@@ -22,7 +22,7 @@ from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
 from featx.dataset import Collection, FolderScan, describe_conflicts, load_collection
 from featx.errors import FeatxError
-from featx.extractor import check_pool, pooled_dims
+from featx.extractor import pooled_dims, resolve_pool
 from featx.finite import NonFiniteFeatures
 from featx.info import describe_scan
 from featx.levels import parse_levels
@@ -68,6 +68,11 @@ class ExtractConfig:
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
     decode: str = "auto"
     prompts: Path | None = None  # CLIP zero-shot templates file (default: featx.zeroshot's)
+    fast_decode: bool = False  # JPEG draft decoding: faster, not the same pixels
+    hf_split: str | None = None  # --format hf: one split (default: all)
+    image_column: str | None = None  # --format hf: default detected
+    label_column: str | None = None
+    id_column: str | None = None
 
 
 @dataclass
@@ -98,7 +103,11 @@ def output_path(cfg: "ExtractConfig") -> Path:
     """`--out`, or the default named after the data, backbone and (resolved) pool."""
     if cfg.out:
         return Path(cfg.out)
-    return default_out(cfg.data, cfg.backbone, cfg.pool or get_backbone(cfg.backbone).default_pool)
+    if cfg.pool:
+        return default_out(cfg.data, cfg.backbone, cfg.pool)
+    bb = get_backbone(cfg.backbone)
+    return default_out(cfg.data, cfg.backbone,
+                       resolve_pool(bb, parse_levels(cfg.layers or ",".join(bb.levels)), None))
 
 
 def default_chunk_size(batch_size: int, device_type: str) -> int:
@@ -130,8 +139,11 @@ def feature_settings(backbone: str, weights: str, levels: Sequence[str], pool: s
                      image_size: int, dtype: str, seed: int, preprocessing: str,
                      precision: str) -> dict:
     """The FEATURE_KEYS of featx.settings for one run."""
-    return {"backbone": backbone,
-            "weights": weights_identity(get_backbone(backbone), weights, seed),
+    bb = get_backbone(backbone)
+    # a model whose taps featx changed records the rules' revision, so a cache of the older
+    # taps is never resumed or reused as if it were the same
+    return {"backbone": f"{backbone} ({bb.taps_rev})" if bb.taps_rev else backbone,
+            "weights": weights_identity(bb, weights, seed),
             "layers": list(levels), "pool": pool, "image_size": int(image_size),
             "preprocessing": preprocessing, "precision": precision, "dtype": dtype}
 
@@ -160,17 +172,33 @@ def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
         return None
     meta = parts.read_meta()
     if meta.get("fingerprint") != fp:
+        old = meta.get("settings", {})
+        # a run of this very model with featx's older taps: no command can finish it now
+        retapped = old.get("backbone") != settings["backbone"] and \
+            settings["backbone"].startswith(f"{old.get('backbone')} (")
         raise FeatxError(f"{parts.dir} holds an unfinished run with other settings (fingerprint "
                          f"{str(meta.get('fingerprint'))[:12]}, this run {fp[:12]}: "
-                         f"{difference(meta.get('settings', {}), settings)}); rerun that command "
-                         f"to finish it, or delete the folder")
+                         f"{difference(old, settings)}); "
+                         + ("it was made with featx's older taps of this model: delete the folder"
+                            if retapped else "rerun that command to finish it, or delete the "
+                            "folder"))
     return meta
 
 
-def _choose_decoder(mode: str, device):
+def _choose_decoder(mode: str, device, inside: bool = False, fast: bool = False):
+    """`inside`: the images lie inside shards or tables, which only the CPU decoder reads;
+    `fast`: --fast-decode."""
+    decoder = _decoder(mode, device, inside)
+    return decoder.fast() if fast else decoder
+
+
+def _decoder(mode: str, device, inside: bool):
     from featx.loader import CPU_DECODER
-    if mode == "cpu" or (mode == "auto" and device.type != "cuda"):
+    if mode == "cpu" or (mode == "auto" and (device.type != "cuda" or inside)):
         return CPU_DECODER
+    if inside:
+        raise FeatxError("--decode gpu reads image files; images inside shards or tables "
+                         "(--format hf/webdataset) are decoded on the CPU: use --decode cpu")
     if device.type != "cuda":
         raise FeatxError("--decode gpu needs a CUDA --device")
     from featx.gpu_decode import GPU_DECODER, gpu_decode_works
@@ -215,14 +243,16 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
     bb = get_backbone(cfg.backbone)
     levels = parse_levels(cfg.layers or ",".join(bb.levels))
-    pool = cfg.pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, cfg.pool)
     pp = bb.preprocess(cfg.image_size)
     templates = _templates(cfg, bb)
     dtype = cfg.dtype or default_dtype(device)
-    decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    say(f"dataset      {coll.dataset_format} ({'--format' if cfg.format else 'detected'}) "
+        f"from {show(cfg.data)}")
+    decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None,
+                              fast=cfg.fast_decode)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
             f"`classify --split {cfg.split}` re-splits the cache's images")
@@ -304,7 +334,7 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
         pool=pool, dtype=dtype, classes=coll.classes, split_spec=coll.split_spec,
         seed=cfg.seed, fingerprint=fp,
         extra={"layers": levels, "preprocessing": settings["preprocessing"],
-               **_preprocess_attrs(pp, bb),
+               **_preprocess_attrs(pp, bb), "decoding": decoder.preprocessing,
                "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
@@ -315,9 +345,19 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                "dropped": coll.dropped,
                "task": task_name(cfg.task),
                "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
+               **({"data_source": coll.source} if coll.source else {}),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
-    _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    try:
+        _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    except (FeatxError, OSError, KeyboardInterrupt):
+        raise  # the chunks are sound: a rerun resumes from them
+    except Exception as e:  # noqa: BLE001 -- chunks a rerun would trip on again: not kept
+        parts.remove()
+        raise FeatxError(f"writing {show(out)} from the computed chunks failed "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"the work folder {show(parts.dir)} was removed, so a rerun starts "
+                         f"afresh") from None
     parts.remove()
     return _summarise(result, out, "written", t0)
 
@@ -367,26 +407,19 @@ def _preprocess_attrs(pp, bb) -> dict:
     """The model's preprocessing and what its levels are, as root attributes."""
     return {"input_size": pp.input_size, "resize_size": pp.resize_size, "crop_pct": pp.crop_pct,
             "interpolation": pp.interpolation, "mean": list(pp.mean), "std": list(pp.std),
+            "resize_mode": pp.resize_mode, "fill": list(pp.fill), "preprocess": pp.describe(),
             "backbone_source": bb.source, "backbone_family": bb.family,
             "token_levels": sorted(bb.token_levels)}
 
 
 def collection_for(cfg: ExtractConfig) -> Collection:
     """The run's images: DATA read with its reader, split, relabelled for --task."""
-    from featx.datasets import ReadOptions
-    from featx.tasks import class_mapping, map_dist, map_labels
+    from featx.datasets.options import DataOptions
 
-    coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
-                           conflicts=cfg.conflicts,
-                           options=ReadOptions(label=cfg.label, agree=cfg.agree))
-    mapped = class_mapping(coll.classes, cfg.task)
-    if mapped is not None:
-        classes, index = mapped
-        coll.labels = map_labels(coll.labels, index).astype(np.int16)
-        if coll.label_dist is not None:
-            coll.label_dist = map_dist(coll.label_dist, index, len(classes)).astype(np.float32)
-        coll.classes = classes
-    return coll
+    return DataOptions(format=cfg.format, conflicts=cfg.conflicts, label=cfg.label,
+                       agree=cfg.agree, task=cfg.task, hf_split=cfg.hf_split,
+                       image_column=cfg.image_column, label_column=cfg.label_column,
+                       id_column=cfg.id_column).collection(cfg.data, cfg.split, cfg.seed)
 
 
 def _weights_source(weights: str) -> str:
@@ -415,7 +448,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
             _zeroshot_from(engine.model, cfg, parts, coll.classes, templates, device)
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
     workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
-    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
+    dataset = decoder.dataset([coll.image(i) for i in range(n)], pp)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
     bar = Progress(total, "extract" if world.size == 1 else f"extract (rank 0 of {world.size})",
@@ -489,7 +522,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
                    dtype: str | None,
                    seed: int = 0, batch_size: int = 64, workers: int | None = None,
                    device: str = "auto", quiet: bool = False, decode: str = "auto",
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
+                   fast_decode: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
     """Features of arbitrary image files in memory, by the same preprocessing and model path as
     `featx extract` (no cache written): ({level: [n, D]}, valid [n], errors [n],
     feature_fingerprint) -- compare the last with a cache's `feature_fingerprint` attribute."""
@@ -501,10 +534,9 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     dtype = dtype or default_dtype(dev)
     _check_options(ExtractConfig(data=Path("."), image_size=image_size, batch_size=batch_size,
                                  workers=workers, dtype=dtype, pool=pool, decode=decode))
-    decoder = _choose_decoder(decode, dev)
+    decoder = _choose_decoder(decode, dev, fast=fast_decode)
     bb = get_backbone(backbone)
-    pool = pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, pool)
     pp = bb.preprocess(image_size)
     settings = feature_settings(backbone, weights, levels, pool, pp.input_size, dtype, seed,
                                 preprocessing_id(decoder.preprocessing, pp), _precision(dev))
