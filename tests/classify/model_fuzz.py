@@ -284,7 +284,8 @@ def evaluate(cases: list[tuple[str, bytes, str]], headroom: int = 1 << 30,
     # everything predict imports, imported once before the forks (children share it)
     for m in ("classify.cli", "classify.persist", "classify.codec", "classify.trees",
               "classify.members", "classify.predict", "classify.stacking", "classify.soft",
-              "classify.calibration", "classify.atomic", "featx.cache", "sklearn.pipeline",
+              "classify.calibration", "classify.atomic", "classify.zsprobes", "featx.cache",
+              "sklearn.pipeline",
               "sklearn.linear_model", "sklearn.svm", "sklearn.calibration",
               "sklearn.preprocessing", "threadpoolctl", "h5py"):
         importlib.import_module(m)

@@ -42,6 +42,6 @@ def test_mutated_model_files_end_in_status_0_or_one_line(tmp_path):
     assert not bad, f"{len(bad)} bad runs, e.g. {bad[:3]}"
     # every kind and every way of mutating was exercised, and most were refused
     ways = Counter(r["kind"] for r in mutated)
-    assert {k.split("/")[0] for k in ways} == set(files)
+    assert {k.split("/")[0] for k in ways} == set(files) and len(files) == 9
     assert {k.split("/")[1] for k in ways} == {"bytes", "header", "member", "lgbm-text"}
     assert Counter(r["verdict"] for r in mutated)["error"] > N_MUTATIONS // 2
