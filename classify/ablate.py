@@ -17,7 +17,7 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 3  # bump when the code computing a row changes (the estimator settings and grid
+ROW_FORMAT = 4  # bump when the code computing a row changes (the estimator settings and grid
 # are in the row key already), so old cached rows are not reused
 
 
@@ -35,9 +35,9 @@ class RowSpec:
     def name(self) -> str:
         return row_name(self.levels, self.model, self.weighted, self.meta)
 
-    def key(self, cache_fingerprint: str, seed: int, split: str | None = None,
-            task: str | None = None) -> str:
-        """Names the stored result: what the row computes, not where the cache lies."""
+    def key(self, cache_fingerprint: str, seed: int, protocol: dict | None = None) -> str:
+        """Names the stored result: what the row computes, not where the cache lies; the
+        protocol as resolved (a task map's content, not its file name)."""
         from classify.models import make_model, model_kind
 
         spec = {k: v for k, v in asdict(self).items() if k != "cache"}
@@ -45,9 +45,8 @@ class RowSpec:
         est = make_model(self.model, weighted=self.weighted, seed=seed).get_params(deep=True)
         settings = {k: repr(v) for k, v in est.items() if not hasattr(v, "get_params")}
         key = {"cache": cache_fingerprint, "row": spec, "seed": seed,
-               "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT}
-        if split or (task and task != "emotion"):
-            key["protocol"] = {"split": split, "task": task}
+               "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT,
+               "protocol": protocol or {}}
         return fingerprint(key)[:24]
 
 
@@ -158,7 +157,7 @@ def check_comparable(caches: Sequence[str]) -> None:
                                  f"rows cannot be compared")
 
 
-def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1,
+def run_row(spec: RowSpec, seed: int | None, out_file: str, threads: int = 1,
             split: str | None = None, task: str | None = None) -> list[dict]:
     """Compute one row -- under k-fold, each fold's and the summary -- (its fits one after
     another, each on `threads` OpenMP threads) and store it in `out_file`."""
@@ -234,7 +233,7 @@ class GridRun:
 
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
-             seed: int = 0, quiet: bool = False, split: str | None = None,
+             seed: int | None = None, quiet: bool = False, split: str | None = None,
              task: str | None = None) -> GridRun:
     """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
     from joblib import Parallel, delayed
@@ -244,12 +243,24 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
 
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
-    fps = {}
+    from classify.protocol import resolve
+
+    fps, protos = {}, {}
     for c in caches:
         with Cache(c) as cache:
             fps[str(c)] = cache.fingerprint
+            protos[str(c)] = resolve(cache, split, task, seed).record
+    def model_seed(c: str) -> int:  # as training.run_fit chooses it
+        return seed if seed is not None else int(protos[c]["seed"])
+
     rows_dir = Path(out) / "rows"
-    files = [rows_dir / f"{s.key(fps[s.cache], seed, split, task)}.json" for s in specs]
+    files = [rows_dir / f"{s.key(fps[s.cache], model_seed(s.cache), protos[s.cache])}.json"
+             for s in specs]
+    from classify.zeroshot import zeroshot_rows
+
+    # CLIP caches' zero-shot rows (cheap) first: one that cannot be made is refused before
+    # any grid row is computed
+    zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed, split=split, task=task)
     done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
     todo = [i for i in range(len(specs)) if i not in done]
     # slowest rows first, so that the cheap ones fill the other workers meanwhile
@@ -269,15 +280,12 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
             done[i] = [_result(d) for d in stored]
     # under k-fold a spec has its fold rows and then its summary (the row compared)
     summaries = [done[i][-1] for i in range(len(specs))]
-    zeroshot = []
-    if split is None and task in (None, "emotion"):  # CLIP caches: the zero-shot row (cheap)
-        from classify.zeroshot import zeroshot_rows
-        zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed)
-    add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
+    add_mcnemar(summaries + zeroshot, summaries[specs.index(base)],
+                seed=model_seed(str(caches[0])))
     results = [r for i in range(len(specs)) for r in done[i]] + zeroshot
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
-def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str, threads: int,
+def _run_row_indexed(i: int, spec: RowSpec, seed: int | None, out_file: str, threads: int,
                      split: str | None, task: str | None) -> tuple[int, list[dict]]:
     return i, run_row(spec, seed, out_file, threads, split, task)

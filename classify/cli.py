@@ -27,16 +27,18 @@ _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
-_SEED = click.option("--seed", default=0, show_default=True, help="Seed of folds and models.")
+_SEED = click.option("--seed", type=int, default=None,
+                     help="Seed of a re-split's folds and of the models (default: the seed "
+                          "the cache's split was made with).")
 _JOBS = click.option("--jobs", type=int, default=None,
                      help="Parallel workers (default: one per CPU core).")
 _SPLIT = click.option("--split", default=None,
                       help="Re-split the cache's images (no re-extraction): 80/5/15, 90/5/5, "
                            "kfold:K (each fold's row plus mean and std), kfold:K:F, official. "
                            "Default: the cache's own split.")
-_TASK = click.option("--task", default="emotion", show_default=True,
+_TASK = click.option("--task", default=None,
                      help="emotion, sentiment (SPEC's positive/negative map) or a map file "
-                          "class,sentiment.")
+                          "class,sentiment (default: the task the cache was extracted with).")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
                            "--report gallery (default: the folder the cache records).")
@@ -46,8 +48,9 @@ _WEIGHTED = click.option("--weighted", is_flag=True,
 
 
 def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
-          quiet: bool = False) -> None:
-    """Table, --json and --report; `evaluated()` gives the gallery's images (None: none)."""
+          quiet: bool = False, pooled: int = 0) -> None:
+    """Table, --json and --report; `evaluated()` gives the gallery's images (None: none),
+    pooled from `pooled` k-fold rounds when that is more than one."""
     from classify.atomic import write_json
     from classify.report import text_table, write_report
     from classify.rows import rows_document
@@ -61,7 +64,10 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
         if evaluated is not None:
             from classify.gallery import write_gallery
 
-            gallery = write_gallery(report_dir, evaluated(), title=f"{title}: error analysis",
+            what = (f"error analysis of the pooled test predictions of {pooled} folds (every "
+                    f"image once, by the fold model that did not train on it)" if pooled > 1
+                    else "error analysis")
+            gallery = write_gallery(report_dir, evaluated(), title=f"{title}: {what}",
                                     quiet=quiet)
         page = write_report(report_dir, doc["rows"], classes, title=title, gallery=gallery)
         click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else ""), err=True)
@@ -85,6 +91,26 @@ def _images_found(cache, data, report_dir) -> bool:
         click.echo(f"note: no error-analysis gallery: {e}", err=True)
         return False
     return True
+
+
+def _check_one_model(cache, split, model_out) -> None:
+    """`--out` saves one model: refused (before any training) for a k-fold protocol's rounds."""
+    from featx.cache import Cache
+    from featx.splits import has_rounds
+
+    if not model_out:
+        return
+    with Cache(cache) as c:
+        spec = split or str(c.attrs.get("split_spec", ""))
+    if has_rounds(spec):
+        raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
+                         f"save one with a ratio split or kfold:K:F")
+
+
+def _summary_name(trained) -> str:
+    """The row a run is about: the summary under k-fold, not its first fold."""
+    last = trained.pooled or trained.recipe.get("kind") == "stack"  # summaries come last
+    return trained.results[-1 if last else 0].row["name"]
 
 
 def _gallery_of(trained, data):
@@ -145,28 +171,20 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
     from classify.persist import save_model
     from classify.protocol import class_map_file
     from classify.training import run_fit
-    from featx.splits import has_rounds
 
     if cv is not None and cv < 2:
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
-    if model_out:
-        from featx.cache import Cache
-
-        with Cache(cache) as c:
-            spec = split or str(c.attrs.get("split_spec", ""))
-        if has_rounds(spec):
-            raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
-                             f"save one with a ratio split or kfold:K:F")
+    _check_one_model(cache, split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(cache, data, report_dir)
     trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
                       quiet=quiet, split=split, task=task, target=target,
                       eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify fit: {trained.results[0].row['name']}",
-          _gallery_of(trained, data) if gallery else None, quiet)
+          f"classify fit: {_summary_name(trained)}",
+          _gallery_of(trained, data) if gallery else None, quiet, len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -199,13 +217,14 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, da
 
     if folds < 2:
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
+    _check_one_model(cache, split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(cache, data, report_dir)
     trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
                         jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify stack: {trained.results[-1].row['name']}",
-          _gallery_of(trained, data) if gallery else None, quiet)
+          f"classify stack: {_summary_name(trained)}",
+          _gallery_of(trained, data) if gallery else None, quiet, len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -257,21 +276,21 @@ def ablate(caches, grid, out_dir, split, task, json_path, report_dir, quiet, see
 
 @main.command()
 @_CACHE
+@_SPLIT
+@_TASK
 @_JSON
 @_REPORT
 @_SEED
 @one_line_errors
-def zeroshot(cache, json_path, report_dir, seed):
-    """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings."""
+def zeroshot(cache, split, task, json_path, report_dir, seed):
+    """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings, on the
+    test images of the protocol (under kfold:K each fold's and the pooled row)."""
     from classify.zeroshot import run_zeroshot
 
     _check_outputs({"--json": json_path}, {"--report": report_dir})
-    result = run_zeroshot(cache, seed=seed)
-    from featx.cache import Cache
-
-    with Cache(cache) as c:
-        classes = c.classes
-    _emit([result], classes, json_path, report_dir, "classify zeroshot")
+    results = run_zeroshot(cache, seed=seed, split=split, task=task)
+    classes = list(results[-1].row["test"]["per_class_recall"])  # after --task
+    _emit(results, classes, json_path, report_dir, "classify zeroshot")
 
 
 @main.command()
@@ -304,11 +323,13 @@ def convert(old, new, trust):
               help="Feature extraction device for an image folder.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Write an error-analysis gallery and the scores of the labelled images "
-                   "(a cache's test rows, or a folder's images in class folders) here.")
+                   "the model never trained or selected on (a cache's labels under the "
+                   "model's task, or a folder's images in class folders) here.")
+@_JSON
 @_DATA
 @_QUIET
 @one_line_errors
-def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet):
+def predict(model, target, csv_out, batch_size, device, report_dir, json_path, data, quiet):
     """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
     from pathlib import Path
 
@@ -316,20 +337,23 @@ def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet)
     from classify.persist import load_model
     from classify.predict import predict_cache, predict_images, predictions_csv
 
-    _check_outputs({"--out": csv_out}, {"--report": report_dir})
+    _check_outputs({"--out": csv_out, "--json": json_path}, {"--report": report_dir})
     bundle = load_model(model)
     target = Path(target)
-    root, escaped = target, True
+    root, escaped, gallery = target, True, bool(report_dir)
     if target.is_dir():
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions
-            from classify.gallery import data_root
             from featx.cache import Cache
 
-            with Cache(target) as c:
-                root = data_root(c.attrs, data, str(target))
-                escaped = bool(c.attrs.get("path_escapes"))
+            gallery = _images_found(str(target), data, report_dir)
+            if gallery:
+                from classify.gallery import data_root
+
+                with Cache(target) as c:
+                    root = data_root(c.attrs, data, str(target))
+                    escaped = bool(c.attrs.get("path_escapes"))
         preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
@@ -338,18 +362,51 @@ def predict(model, target, csv_out, batch_size, device, report_dir, data, quiet)
     click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
                + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
                err=True)
-    if report_dir:
-        import numpy as np
+    from classify.predict import scored
+    from classify.rowrule import SEEN_MEMBER, seen_mask
 
-        from classify.gallery import evaluated_from_predictions
-        from classify.rows import make_result
+    if target.is_dir() and bundle.get(SEEN_MEMBER) is not None:
+        n = int(seen_mask(bundle, preds.paths).sum())
+        if n:
+            click.echo(f"warning: {n} of the {len(preds.paths)} images have the relative paths "
+                       f"of {Path(model).name}'s training or validation rows"
+                       + (": they are not scored" if report_dir or json_path else ""), err=True)
+    if not (report_dir or json_path):
+        return
+    sc = scored(preds, bundle)
+    if sc.n_seen and not target.is_dir():
+        click.echo(f"note: {sc.n_seen} labelled rows of {target.name} were "
+                   f"{Path(model).name}'s training or validation rows: not scored", err=True)
+    if not len(sc.rows):
+        raise FeatxError(f"{target}: no image to score: {sc.n_seen} were the model's training "
+                         f"or validation rows, {sc.n_unknown} have no true class among its "
+                         f"classes ({', '.join(bundle['classes'])}) under its task "
+                         f"{(bundle.get('protocol') or {}).get('task', 'emotion')}")
+    _emit_predict(bundle, model, target, preds, sc, json_path, report_dir,
+                  (root, escaped) if gallery else None, quiet)
 
-        ev, which = evaluated_from_predictions(preds, bundle["classes"], root, escaped)
-        recipe = bundle.get("recipe", {})
-        empty = np.zeros(0, dtype=np.int64)
-        res = make_result(f"{Path(model).name} on {target.name} ({which})", bundle["levels"],
-                          recipe.get("model", "?"), bool(recipe.get("weighted", False)),
-                          list(bundle["classes"]), (empty, empty),
-                          (ev.y_true, ev.proba.argmax(axis=1)), ev.paths)
-        _emit([res], bundle["classes"], None, report_dir, f"classify predict: {res.row['name']}",
-              lambda: ev, quiet)
+
+def _emit_predict(bundle, model, target, preds, sc, json_path, report_dir, images, quiet):
+    """`classify predict`'s row (the scored images as its test set) and report."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from classify.gallery import evaluated_from_predictions
+    from classify.rows import make_result
+
+    recipe = bundle.get("recipe", {})
+    empty = np.zeros(0, dtype=np.int64)
+    classes = list(bundle["classes"])
+    res = make_result(f"{Path(model).name} on {target.name} (unseen images)", bundle["levels"],
+                      recipe.get("model", "?"), bool(recipe.get("weighted", False)), classes,
+                      (empty, empty), (sc.y, preds.proba[sc.rows].argmax(axis=1)),
+                      [preds.paths[i] for i in sc.rows], cache=str(target),
+                      model_file=str(model), protocol=bundle.get("protocol"),
+                      excluded_seen=sc.n_seen, unknown_class=sc.n_unknown)
+    evaluated = None
+    if images is not None:
+        ev = evaluated_from_predictions(preds, classes, sc.rows, sc.y, *images)
+        evaluated = lambda: ev  # noqa: E731
+    _emit([res], classes, json_path, report_dir, f"classify predict: {res.row['name']}",
+          evaluated, quiet)

@@ -38,7 +38,8 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
                           split_spec: str = "60/20/20", seed: int = 0, strong: float = 1.2,
                           faint: float = 0.25, rank: int = 8, rotate: bool = True,
                           invalid: int = 0,
-                          tag: str = "synthetic", feature_fingerprint: str | None = None) -> str:
+                          tag: str = "synthetic", feature_fingerprint: str | None = None,
+                          prefix: str = "") -> str:
     """Write a complete cache of n rows; returns its path.
 
     Level l encodes classes c with c % n_levels == l (and the next one) with `strong` mean shift,
@@ -46,14 +47,15 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
     (`rotate=False`: along the first `rank` feature axes, a signal that trees split on easily).
     `invalid` rows are marked undecodable (zero features, an error text). `tag` changes the
     fingerprints, e.g. to tell two caches of the same size apart; `feature_fingerprint` forces
-    that attribute (to forge mismatches in tests).
+    that attribute (to forge mismatches in tests); `prefix` starts every relative path (another
+    set's images have other names).
     """
     dims = dict(dims or {"L0": 16, "L1": 24, "L2": 32, "L3": 48, "L4": 64})
     k = len(classes)
     shares = list(shares) if shares is not None else [1.0] * k
     rng = np.random.default_rng(seed)
     labels = synthetic_labels(n, shares, seed)
-    paths = [f"{classes[y]}/img_{i:06d}.jpg" for i, y in enumerate(labels)]
+    paths = [f"{prefix}{classes[y]}/img_{i:06d}.jpg" for i, y in enumerate(labels)]
     split = stratified_split(labels, np.arange(n), split_spec, seed)
     valid = np.ones(n, dtype=bool)
     errors = [""] * n

@@ -15,6 +15,7 @@ from classify.data import LevelData, iter_rounds, load_eval_rows
 from classify.rows import Result, fold_rows, make_result, row_name
 from featx.cache import CacheError
 from featx.errors import FeatxError
+from featx.splits import has_rounds
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
@@ -23,12 +24,35 @@ SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
 @dataclass
 class Trained:
     """A fitted estimator, its evaluation rows, the data it came from and what a model file
-    records about how it was made. Under k-fold: the last fold's estimator, every row."""
+    records about how it was made. Under k-fold: the last fold's estimator, every row, and
+    every fold's test probabilities (`tested`: each image once)."""
 
     estimator: object
     results: list[Result]
     data: LevelData
     recipe: dict = field(default_factory=dict)
+    tested: list[Tested] = field(default_factory=list)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the test rows are several rounds' (k-fold), pooled."""
+        return len(self.tested) > 1
+
+
+@dataclass
+class Tested:
+    """One round's test rows and the model's probabilities on them."""
+
+    paths: list[str]
+    y: np.ndarray
+    proba: np.ndarray
+
+
+def _proba(est, X: np.ndarray, n_classes: int) -> np.ndarray:
+    if len(X) == 0:
+        return np.zeros((0, n_classes))
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.asarray(est.predict_proba(X))
 
 
 def _predict(est, X: np.ndarray) -> np.ndarray:
@@ -47,6 +71,11 @@ def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterabl
     return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
 
 
+def _seed(seed: int | None, d: LevelData) -> int:
+    """The models' seed: --seed, else the seed of the protocol's split."""
+    return int(seed) if seed is not None else int(d.protocol.get("seed", 0) or 0)
+
+
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
     if data.fold is not None:
@@ -55,13 +84,13 @@ def _common(data: LevelData, cache) -> dict:
 
 
 def _finish(results: list[Result], last: LevelData, seed: int) -> list[Result]:
-    if last.fold is None:
+    if not has_rounds(last.protocol.get("split")):  # one round (kfold:K:F names its fold)
         return results
     return fold_rows(results, last.classes, seed=seed)
 
 
 def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logreg",
-            weighted: bool = False, cv: int | None = None, seed: int = 0,
+            weighted: bool = False, cv: int | None = None, seed: int | None = None,
             jobs: int | None = None, quiet: bool = False, data: LevelData | None = None,
             threads: int | None = None, split: str | None = None, task: str | None = None,
             target: str = "label", eval_cache: str | None = None,
@@ -76,23 +105,27 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
         from classify.data import check_same_features
 
         check_same_features(eval_cache, cache)  # before any training
-    results, est, d, recipe = [], None, None, {}
+    results, est, d, recipe, tested = [], None, None, {}, []
     for d in _rounds(cache, levels, data, split, task, seed):
-        if eval_cache and d.fold is not None:
+        if eval_cache and has_rounds(d.protocol.get("split")):
             raise FeatxError("--eval with a k-fold protocol: evaluate across datasets with one "
-                             "model, trained on a ratio or the official split")
+                             "model, trained on a ratio or the official split, or kfold:K:F")
         _need_test(d)
+        s = _seed(seed, d)
         if target == "distribution":
-            est, res, recipe = _fit_distribution(d, cache, seed)
+            est, res, recipe = _fit_distribution(d, cache, s)
         else:
-            est, res, recipe = _fit_labels(d, cache, model, weighted, cv, seed, jobs, threads,
+            est, res, recipe = _fit_labels(d, cache, model, weighted, cv, s, jobs, threads,
                                            quiet)
         results.append(res)
+        te = d["test"]
+        tested.append(Tested(te.paths, te.y, _proba(est, te.X, len(d.classes))))
         if eval_cache:
-            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, seed, target,
+            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, s, target,
                                       task))
-    recipe.update(protocol=d.protocol, target=target)
-    return Trained(estimator=est, results=_finish(results, d, seed), data=d, recipe=recipe)
+    recipe.update(protocol=d.protocol, target=target, seed=_seed(seed, d))
+    return Trained(estimator=est, results=_finish(results, d, _seed(seed, d)), data=d,
+                   recipe=recipe, tested=tested)
 
 
 def _fit_labels(d: LevelData, cache, model, weighted, cv, seed, jobs, threads, quiet):
@@ -157,18 +190,24 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                seed: int, target: str, task: str | None) -> Result:
     """`res`'s model evaluated on every valid image of `other` whose class matches."""
     from classify.protocol import match_classes
-    from featx.tasks import class_mapping, map_labels
+    from classify.rowrule import row_ids, seen_record
 
-    part, other_classes = load_eval_rows(other, d)
-    mapped = class_mapping(other_classes, task)
-    if mapped is not None:  # the same task on both sides
-        other_classes, index = mapped
-        part.y = map_labels(part.y, index)
+    part, other_classes = load_eval_rows(other, d, task)  # the same task on both sides
+    # classes the task left as they were: through the training task's map (original -> class)
+    task_map = d.protocol.get("task_map") or {}
+    other_classes = [c if c in d.classes else task_map.get(c, c) for c in other_classes]
     to_train = match_classes(d.classes, other_classes, class_map, other)
     y = to_train[part.y]
-    keep = y >= 0
+    # the row rule: an image this model was trained or selected on is not scored
+    _, seen_ids = seen_record(d["train"].paths + d["val"].paths)
+    seen = np.isin(row_ids(part.paths), seen_ids)
+    if seen.all():
+        raise FeatxError(f"--eval {other}: every image of it was a training or validation row "
+                         f"of this model: nothing to evaluate on")
+    keep = (y >= 0) & ~seen
     unmatched = {other_classes[c]: int(n) for c, n in
-                 enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
+                 enumerate(np.bincount(part.y[(y < 0) & ~seen], minlength=len(other_classes)))
+                 if n}
     X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
     pred = _predict(est, X)
     va = res.row["val"]
@@ -178,7 +217,8 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": int(keep.sum())}, target=target)
+                                     "n_eval": int(keep.sum()),
+                                     "excluded_seen": int(seen.sum())}, target=target)
     row.row["val"] = va
     return row
 
@@ -190,7 +230,8 @@ def _stem(path: str) -> str:
 
 
 def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logreg",
-              meta: str = "weighted", weighted: bool = False, folds: int = 5, seed: int = 0,
+              meta: str = "weighted", weighted: bool = False, folds: int = 5,
+              seed: int | None = None,
               jobs: int | None = None, quiet: bool = False,
               data: LevelData | None = None, split: str | None = None,
               task: str | None = None) -> Trained:
@@ -198,22 +239,24 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
     each level's base model alone and for the stack (per fold and summarised under k-fold)."""
     per_kind: dict[str, list[Result]] = {}
     order: list[str] = []
-    stacker, d = None, None
+    stacker, d, tested = None, None, []
     for d in _rounds(cache, levels, data, split, task, seed):
-        stacker, results = _stack_round(d, cache, base, meta, weighted, folds, seed, jobs,
-                                        quiet)
+        stacker, results, proba = _stack_round(d, cache, base, meta, weighted, folds,
+                                               _seed(seed, d), jobs, quiet)
+        tested.append(Tested(d["test"].paths, d["test"].y, proba))
         for r in results:
             key = r.row["name"]
             if key not in per_kind:
                 order.append(key)
             per_kind.setdefault(key, []).append(r)
-    if d.fold is None:
+    if not has_rounds(d.protocol.get("split")):
         out = [per_kind[k][0] for k in order]
     else:
-        out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=seed)]
+        out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=_seed(seed, d))]
     recipe = {"kind": "stack", "model": f"stack:{base}>{meta}", "base": base, "meta": meta,
-              "weighted": weighted, "folds": folds, "protocol": d.protocol}
-    return Trained(estimator=stacker, results=out, data=d, recipe=recipe)
+              "weighted": weighted, "folds": folds, "protocol": d.protocol,
+              "seed": _seed(seed, d)}
+    return Trained(estimator=stacker, results=out, data=d, recipe=recipe, tested=tested)
 
 
 def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, quiet):
@@ -239,8 +282,9 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
         results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
                                    d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
                                    te.paths, seed=seed, **common))
-    pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
-                else np.zeros(0, dtype=np.int64)) for s in lp}
+    proba = {s: (stacker.meta_.predict_proba(lp[s]) if len(lp[s])
+                 else np.zeros((0, len(d.classes)))) for s in lp}
+    pred = {s: p.argmax(axis=1) for s, p in proba.items()}
     extra = {**common, "meta": meta, "folds": folds}
     if meta == "weighted":
         extra["level_weights"] = dict(zip(levels, map(float, stacker.level_weights_)))
@@ -248,4 +292,4 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
                                f"stack:{base}>{meta}", weighted, d.classes,
                                (va.y, pred["val"]), (te.y, pred["test"]), te.paths, seed=seed,
                                **extra))
-    return stacker, results
+    return stacker, results, proba["test"]

@@ -314,6 +314,8 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                "label_conflicts": coll.conflicts[:100], "n_label_conflicts": len(coll.conflicts),
                "dropped": coll.dropped,
                "task": task_name(cfg.task),
+               **({"source_classes": coll.source_classes, "task_map": coll.task_map}
+                  if coll.task_map else {}),
                "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
@@ -382,6 +384,9 @@ def collection_for(cfg: ExtractConfig) -> Collection:
     mapped = class_mapping(coll.classes, cfg.task)
     if mapped is not None:
         classes, index = mapped
+        # kept so that classify re-splits on the labels this split was stratified on
+        coll.source_labels, coll.source_classes = coll.labels, list(coll.classes)
+        coll.task_map = {c: classes[i] for c, i in zip(coll.classes, index)}
         coll.labels = map_labels(coll.labels, index).astype(np.int16)
         if coll.label_dist is not None:
             coll.label_dist = map_dist(coll.label_dist, index, len(classes)).astype(np.float32)
@@ -451,7 +456,7 @@ def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: P
         if prompts is not None:
             writer.write_zeroshot(prompts.templates, prompts.class_embeddings,
                                   prompts.logit_scale)
-        writer.write_optional(coll.label_dist, coll.extras, coll.fold)
+        writer.write_optional(coll.label_dist, coll.extras, coll.fold, coll.source_labels)
         start, n_failed = 0, 0
         for k in range(n_chunks):
             feats, valid, errors = parts.read_chunk(k)
