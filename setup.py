@@ -31,7 +31,18 @@ setup(
     ],
     extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2",
                             # real photos (skimage.data) for the pretrained-weights tests
-                            "scikit-image>=0.22"]},
+                            "scikit-image>=0.22",
+                            # CI runs the tests of every extra below
+                            "featx[hf,dask,track]"],
+                    # --format hf|webdataset, featx export --to parquet, featx.load
+                    "hf": ["datasets>=2.19", "pyarrow>=15", "webdataset>=0.2.86",
+                           "braceexpand>=0.1.7", "pandas>=2.0"],
+                    # classify ablate --backend dask[:ADDRESS]
+                    "dask": ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"],
+                    # --track tensorboard|mlflow (mlflow-skinny: the client; sqlalchemy and
+                    # alembic: its sqlite:/// store)
+                    "track": ["tensorboard>=2.15", "mlflow-skinny>=2.12", "sqlalchemy>=2.0",
+                              "alembic>=1.13"]},
     entry_points={
         "console_scripts": [
             "featx=featx.cli:main",

@@ -294,6 +294,38 @@ def zeroshot(cache, split, task, json_path, report_dir, seed):
 
 
 @main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--md", "fmt", flag_value="md", help="Markdown table.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV, one line a row.")
+@click.option("--html", "fmt", flag_value="html", help="An HTML page holding the table.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Write the table here instead of printing it.")
+@one_line_errors
+def table(files, fmt, out_path):
+    """One table of the rows in FILES: --json files of fit, stack, ablate, zeroshot, predict and
+    finetune eval, and finetune run folders (or their test.json), with the same columns and
+    95% intervals. A file column appears when the rows come from several files, a protocol
+    column when they were not evaluated on the same split, seed and task."""
+    from classify.report import csv_table, html_page, markdown_table, text_table
+    from classify.table import gather, protocols
+
+    rows = gather(files)
+    render = {"md": markdown_table, "csv": csv_table, "html": html_page}.get(fmt, text_table)
+    text = render(rows)
+    if out_path:
+        from classify.atomic import write_text
+
+        _check_outputs({"--out": out_path}, {})
+        write_text(out_path, text if text.endswith("\n") else text + "\n")
+    else:
+        click.echo(text.rstrip("\n"))
+    seen = protocols(rows)
+    if len(seen) > 1:
+        click.echo(f"note: the rows were evaluated under {len(seen)} protocols ("
+                   f"{'; '.join(seen)}): compare rows of the same protocol", err=True)
+
+
+@main.command()
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
 @click.option("--trust", is_flag=True,

@@ -93,7 +93,7 @@ def predict_cache(bundle: dict, path: str | os.PathLike) -> Predictions:
         labels = [cache.classes[y] for y in cache.labels]
         split = [cache.split_names[s] for s in cache.split]
         errors = [e or ("" if v else "invalid row") for e, v in zip(cache.errors, valid)]
-        source = cache.source
+        source = cache.before_task
         return Predictions(cache.paths, proba, errors, labels, split,
                            [source[0][y] for y in source[1]] if source else None)
 

@@ -100,7 +100,7 @@ def task_labels(cache: Cache, task: str | None
     classes, labels, dist = list(cache.classes), cache.labels, cache.label_dist
     own = str(cache.attrs.get("task", "emotion") or "emotion")
     own_map = _json_attr(cache, "task_map")
-    source = cache.source
+    source = cache.before_task
     strat = source[1] if source is not None else labels
     if task is None or (task == "emotion" and own == "emotion"):
         return classes, labels, dist, task_record(own, own_map), strat

@@ -26,10 +26,17 @@ def _cache_label(row: dict) -> str:
     return Path(row.get("cache", "")).stem
 
 
+def _val(r: dict, metric: str):
+    """A val figure; none for a cross-dataset row (its val is the training cache's) or a row
+    without val images."""
+    v = r.get("val")
+    return None if not v or r.get("cross_dataset") else v.get(metric)
+
+
 COLUMNS = [  # (header, value of a row)
     ("name", lambda r: r["name"]),
-    ("val acc", lambda r: _pct(r["val"]["accuracy"])),
-    ("val mrec", lambda r: _pct(r["val"]["macro_recall"])),
+    ("val acc", lambda r: _pct(_val(r, "accuracy"))),
+    ("val mrec", lambda r: _pct(_val(r, "macro_recall"))),
     ("test acc", lambda r: _pct(r["test"]["accuracy"])),
     ("test mrec", lambda r: _pct(r["test"]["macro_recall"])),
     ("test mF1", lambda r: _pct(r["test"]["macro_f1"])),
@@ -41,6 +48,28 @@ COLUMNS = [  # (header, value of a row)
 MCNEMAR = ("McNemar p vs base", lambda r: _p(r.get("mcnemar_p")))
 MREC_P = ("mrec p vs base", lambda r: _p(r.get("macro_recall_p")))
 CACHE = ("cache", _cache_label)
+SOURCE = ("file", lambda r: str(r.get("source", "")))
+
+
+def _protocol(r: dict) -> str:
+    from classify.table import protocol_text
+
+    return protocol_text(r)
+
+
+PROTOCOL = ("protocol", _protocol)
+
+
+def _unmatched(r: dict) -> str:
+    """Images of the other set whose class has no match, per class (cross-dataset rows)."""
+    u = (r.get("cross_dataset") or {}).get("unmatched")
+    if u is None:
+        return ""
+    return f"{sum(u.values())}" + (f" ({', '.join(f'{c} {n}' for c, n in u.items())})"
+                                  if u else "")
+
+
+UNMATCHED = ("unmatched (other set)", _unmatched)
 
 
 def _fold_stat(r: dict, metric: str) -> str:
@@ -66,6 +95,12 @@ def _columns(rows: Sequence[dict]):
     cols = list(COLUMNS)
     if len({r.get("cache") for r in rows}) > 1:
         cols.insert(0, CACHE)
+    if len({r.get("source") for r in rows}) > 1:
+        cols.insert(0, SOURCE)
+    if len({_protocol(r) for r in rows}) > 1:
+        cols.append(PROTOCOL)
+    if any(r.get("cross_dataset") for r in rows):
+        cols.append(UNMATCHED)
     if any(r.get("kfold") for r in rows):
         cols[-1:-1] = FOLDS
     if any(r["test"].get("ldl") for r in rows):
@@ -101,7 +136,8 @@ CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "v
               "test_accuracy_ci_hi", "test_macro_recall_ci_lo", "test_macro_recall_ci_hi",
               "test_n", "fold", "folds_test_accuracy_mean", "folds_test_accuracy_std",
               "folds_test_macro_recall_mean", "folds_test_macro_recall_std", "mcnemar_p",
-              "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p"]
+              "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p", "source", "protocol",
+              "unmatched"]
 
 
 def csv_table(rows: Sequence[dict]) -> str:
@@ -109,10 +145,11 @@ def csv_table(rows: Sequence[dict]) -> str:
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        t, v = r["test"], r["val"]
+        t = r["test"]
         w.writerow({"name": r["name"], "cache": r.get("cache", ""), "levels": "+".join(r["levels"]),
                     "model": r["model"], "weighted": r["weighted"],
-                    "val_accuracy": v["accuracy"], "val_macro_recall": v["macro_recall"],
+                    "val_accuracy": _val(r, "accuracy"),
+                    "val_macro_recall": _val(r, "macro_recall"),
                     "test_accuracy": t["accuracy"], "test_macro_recall": t["macro_recall"],
                     "test_macro_f1": t["macro_f1"], "test_accuracy_ci_lo": t["accuracy_ci95"][0],
                     "test_accuracy_ci_hi": t["accuracy_ci95"][1],
@@ -123,7 +160,9 @@ def csv_table(rows: Sequence[dict]) -> str:
                     "macro_recall_p": r.get("macro_recall_p", ""),
                     "mcnemar_p": r.get("mcnemar_p", ""),
                     "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
-                    "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", "")})
+                    "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", ""),
+                    "source": r.get("source", ""), "protocol": _protocol(r),
+                    "unmatched": _unmatched(r)})
     return buf.getvalue()
 
 
@@ -134,6 +173,29 @@ def _fold_fields(r: dict) -> dict:
         out[f"folds_test_{m}_mean"] = f["test"]["mean"][m] if f else ""
         out[f"folds_test_{m}_std"] = f["test"]["std"][m] if f else ""
     return out
+
+
+def html_table(rows: Sequence[dict]) -> str:
+    """The table as an HTML <table> element."""
+    cols = _columns(rows)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_page(rows: Sequence[dict], title: str = "classify table") -> str:
+    """A page holding only the table."""
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><style>{_STYLE}</style></head><body>\n{html_table(rows)}\n"
+            f"<p>{html.escape(_LEGEND)}</p>\n</body></html>\n")
+
+
+_STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
+          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} "
+          "td:first-child{text-align:left}")
+_LEGEND = ("Accuracy and macro recall in %; the intervals are bootstrap 95% CIs over the test "
+           "images.")
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -218,20 +280,14 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
 
 def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
           gallery: Path | None = None) -> str:
-    cols = _columns(rows)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(f(r))}</td>" for _, f in cols) + "</tr>"
-                   for r in rows)
     figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}}
-figure{{display:inline-block;margin:1em}}</style></head><body>
+<style>{_STYLE} figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Accuracy and macro recall in %; the interval is a bootstrap 95% CI of test accuracy.</p>
-<table><tr>{head}</tr>{body}</table>
+<p>{html.escape(_LEGEND)}</p>
+{html_table(rows)}
 {f'<p><a href="{gallery.name}">Error analysis: confusions with their images</a></p>'
  if gallery else ""}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">

@@ -249,7 +249,7 @@ class Cache:
         return self.f["fold"][:].astype(np.int64) if "fold" in self.f else None
 
     @property
-    def source(self) -> tuple[list[str], np.ndarray] | None:
+    def before_task(self) -> tuple[list[str], np.ndarray] | None:
         """(classes, labels) before the --task map of extraction (what its split was stratified
         on), or None where the cache was extracted without one (or before featx kept them)."""
         if "source_labels" not in self.f or "source_classes" not in self.attrs:

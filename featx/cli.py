@@ -65,6 +65,15 @@ def main() -> None:
 @click.option("--prompts", type=click.Path(path_type=Path), default=None,
               help="CLIP zero-shot templates, one per line with {} for the class name "
                    "(default: featx's emotion templates); stored in the cache")
+@click.option("--hf-split", default=None,
+              help="--format hf: read this split only (default: all, train/validation/test "
+                   "become the split)")
+@click.option("--image-column", default=None, help="--format hf: the image column (default: "
+                                                   "the Image feature / bytes column)")
+@click.option("--label-column", default=None, help="--format hf: the label column (default: "
+                                                   "the ClassLabel / 'label' column)")
+@click.option("--id-column", default=None, help="--format hf: stored paths from this column "
+                                                "(default: <split>/<row>)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
@@ -72,7 +81,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, fmt: str | None, conflicts: str, label: str, agree: str, task: str,
             out: Path | None, chunk_size: int | None, decode: str, prompts: Path | None,
-            quiet: bool) -> None:
+            quiet: bool, **read_options: str | None) -> None:
     """Extract pooled L0..L4 features of DATA (class folders, a CSV, or a published dataset:
     FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II) into a cache.
 
@@ -87,7 +96,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
                         device=device, dtype=dtype, split=split, seed=seed, out=out,
                         quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts,
                         format=fmt, conflicts=conflicts, label=label, agree=int(agree),
-                        task=task)
+                        task=task, **read_options)
     try:
         result = run_extract(cfg, log=_err)
     finally:
@@ -110,6 +119,27 @@ def info(cache: Path, failures: int) -> None:
     from featx.info import summary
 
     click.echo(summary(cache, max_failures=failures))
+
+
+@main.command()
+@click.argument("cache", type=click.Path(path_type=Path))
+@click.option("--to", "to", type=click.Choice(["parquet", "npz"]), required=True,
+              help="parquet (pandas, polars, DuckDB) or npz (numpy)")
+@click.option("--levels", default=None, help="e.g. L4 or L3,L4 (default: every level)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output file (default: CACHE with the format's suffix)")
+@click.option("--quiet", "-q", is_flag=True)
+@one_line_errors
+def export(cache: Path, to: str, levels: str | None, out: Path | None, quiet: bool) -> None:
+    """Write CACHE as one table, a row per image: path, label, split/fold, valid, error, each
+    level as a fixed-size list column (npz: an [n, D] array), label_dist, extra columns."""
+    from featx.ecosystem.export import export as run
+    from featx.pathnames import show
+
+    written = run(cache, to, levels, out)
+    if not quiet:
+        _err(f"wrote {show(written)}")
+    click.echo(show(written))
 
 
 @main.command()

@@ -61,12 +61,18 @@ class Collection:
     source_labels: np.ndarray | None = None
     source_classes: list[str] | None = None
     task_map: dict[str, str] | None = None
+    members: list | None = None  # images inside other files (featx.datasets.members), per path
+    source: str = ""  # where the images come from, when not files under root (featx info)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def abspath(self, i: int) -> Path:
         return self.root / self.paths[i]
+
+    def image(self, i: int):
+        """What the decoder reads for image i: its file, or its member inside a shard/table."""
+        return self.members[i] if self.members is not None else self.root / self.paths[i]
 
     def indices(self, split_name: str) -> np.ndarray:
         return np.flatnonzero(self.split == SPLIT_NAMES.index(split_name))
@@ -153,24 +159,31 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def duplicate_groups(root: Path, paths: list[str]) -> np.ndarray:
-    """Group id per path; identical files (same bytes) share one. Only equal-size files are hashed."""
+def member_digest(member) -> str:
+    return hashlib.blake2b(member.data(), digest_size=16).hexdigest()
+
+
+def duplicate_groups(root: Path, paths: list[str], sources: list | None = None) -> np.ndarray:
+    """Group id per path; identical files (same bytes) share one. Only equal-size files are hashed.
+    With `sources` (images inside shards or tables), their bytes are compared instead."""
     by_size: dict[int, list[int]] = defaultdict(list)
     base = str(root)  # os.path.join, not Path: a third of the time on EmoSet's 118k paths
     for i, p in enumerate(paths):
         try:
-            by_size[os.stat(os.path.join(base, p)).st_size].append(i)
+            by_size[sources[i].size if sources is not None
+                    else os.stat(os.path.join(base, p)).st_size].append(i)
         except OSError:
             pass  # unreadable or missing: its own group, reported by the decoder
     groups = np.arange(len(paths), dtype=np.int64)
     for size, members in by_size.items():
-        if len(members) < 2 or size == 0:
+        if len(members) < 2 or size <= 0:
             continue  # zero-byte files are all "identical" but are simply broken, not duplicates
         by_hash: dict[str, list[int]] = defaultdict(list)
         for i in members:
             try:
-                by_hash[file_digest(root / paths[i])].append(i)
-            except OSError:
+                by_hash[member_digest(sources[i]) if sources is not None
+                        else file_digest(root / paths[i])].append(i)
+            except (OSError, ValueError):
                 pass
         for same in by_hash.values():
             groups[same] = same[0]
@@ -186,8 +199,10 @@ def load_collection(data: str | os.PathLike, split: str | None = None, seed: int
     the next as val)."""
     from featx.datasets import read_dataset
 
+    from featx.datasets.wds import is_pattern
+
     data = Path(data)
-    if not data.exists():
+    if not data.exists() and not is_pattern(data):
         raise FeatxError(f"{data}: no such file or folder")
     if conflicts not in CONFLICT_POLICIES:
         raise FeatxError(f"--conflicts {conflicts!r}: use {', '.join(CONFLICT_POLICIES)}")
@@ -201,10 +216,13 @@ def load_collection(data: str | os.PathLike, split: str | None = None, seed: int
         raise FeatxError(f"{data}: a path is listed twice")
     names = [it.labels[i] for i in order]
     root = it.root
-    groups = duplicate_groups(root, paths)
+    members = [it.members[i] for i in order] if it.members is not None else None
+    groups = duplicate_groups(root, paths, members)
     found, keep, names = resolve_conflicts(paths, names, groups, conflicts)
     sel = np.flatnonzero(keep)
     paths, names, groups = [paths[i] for i in sel], [names[i] for i in sel], groups[sel]
+    if members is not None:
+        members = [members[i] for i in sel]
     classes = sorted(set(it.classes) if it.classes else set(names))
     unknown = sorted(set(names) - set(classes))
     if unknown:
@@ -229,7 +247,7 @@ def load_collection(data: str | os.PathLike, split: str | None = None, seed: int
                       split_spec=spec, seed=seed, duplicates=dup_list, fold=fold,
                       label_dist=dist, extras=extras, dataset_format=fmt, conflicts=found,
                       conflict_policy=conflicts, dropped=dict(it.dropped), notes=list(it.notes),
-                      scan=it.scan)
+                      scan=it.scan, members=members, source=it.source)
 
 
 def assign_split(labels: np.ndarray, groups: np.ndarray, spec: str | None, seed: int,

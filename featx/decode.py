@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -35,19 +36,33 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
-    """Decode `path` to RGB with EXIF orientation applied.
+def _open(source) -> Image.Image:
+    """A file path, or an image inside another file (featx.datasets.members: `.data()`)."""
+    if isinstance(source, (str, os.PathLike)):
+        if os.path.getsize(source) == 0:
+            raise DecodeError("empty file (0 bytes)")
+        return Image.open(source)
+    try:
+        raw = source.data()
+    except (OSError, ValueError) as e:
+        raise DecodeError(f"cannot read the image bytes ({e})") from None
+    if not raw:
+        raise DecodeError("empty image (0 bytes)")
+    return Image.open(io.BytesIO(raw))
+
+
+def load_image(path, draft_size: int | None = None) -> Image.Image:
+    """Decode `path` (a file, or a member with `.data()`) to RGB with EXIF orientation applied.
 
     draft_size: for JPEGs, let libjpeg decode at a reduced scale that still keeps both sides
     >= draft_size (much faster for large photos; the caller resizes further anyway).
     """
-    path = Path(path)
+    if isinstance(path, str):
+        path = Path(path)
     try:
-        if os.path.getsize(path) == 0:
-            raise DecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _open(path) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise DecodeError(f"decompression bomb: {w}x{h} pixels is over the limit "

@@ -22,7 +22,7 @@ from featx.backbones import get_backbone
 from featx.cache import Cache, CacheError, CacheMeta, CacheWriter, list_fingerprint
 from featx.dataset import Collection, FolderScan, describe_conflicts, load_collection
 from featx.errors import FeatxError
-from featx.extractor import check_pool, pooled_dims
+from featx.extractor import pooled_dims, resolve_pool
 from featx.finite import NonFiniteFeatures
 from featx.info import describe_scan
 from featx.levels import parse_levels
@@ -68,6 +68,10 @@ class ExtractConfig:
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
     decode: str = "auto"
     prompts: Path | None = None  # CLIP zero-shot templates file (default: featx.zeroshot's)
+    hf_split: str | None = None  # --format hf: one split (default: all)
+    image_column: str | None = None  # --format hf: default detected
+    label_column: str | None = None
+    id_column: str | None = None
 
 
 @dataclass
@@ -98,7 +102,11 @@ def output_path(cfg: "ExtractConfig") -> Path:
     """`--out`, or the default named after the data, backbone and (resolved) pool."""
     if cfg.out:
         return Path(cfg.out)
-    return default_out(cfg.data, cfg.backbone, cfg.pool or get_backbone(cfg.backbone).default_pool)
+    if cfg.pool:
+        return default_out(cfg.data, cfg.backbone, cfg.pool)
+    bb = get_backbone(cfg.backbone)
+    return default_out(cfg.data, cfg.backbone,
+                       resolve_pool(bb, parse_levels(cfg.layers or ",".join(bb.levels)), None))
 
 
 def default_chunk_size(batch_size: int, device_type: str) -> int:
@@ -130,8 +138,11 @@ def feature_settings(backbone: str, weights: str, levels: Sequence[str], pool: s
                      image_size: int, dtype: str, seed: int, preprocessing: str,
                      precision: str) -> dict:
     """The FEATURE_KEYS of featx.settings for one run."""
-    return {"backbone": backbone,
-            "weights": weights_identity(get_backbone(backbone), weights, seed),
+    bb = get_backbone(backbone)
+    # a model whose taps featx changed records the rules' revision, so a cache of the older
+    # taps is never resumed or reused as if it were the same
+    return {"backbone": f"{backbone} ({bb.taps_rev})" if bb.taps_rev else backbone,
+            "weights": weights_identity(bb, weights, seed),
             "layers": list(levels), "pool": pool, "image_size": int(image_size),
             "preprocessing": preprocessing, "precision": precision, "dtype": dtype}
 
@@ -167,10 +178,14 @@ def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
     return meta
 
 
-def _choose_decoder(mode: str, device):
+def _choose_decoder(mode: str, device, inside: bool = False):
+    """`inside`: the images lie inside shards or tables, which only the CPU decoder reads."""
     from featx.loader import CPU_DECODER
-    if mode == "cpu" or (mode == "auto" and device.type != "cuda"):
+    if mode == "cpu" or (mode == "auto" and (device.type != "cuda" or inside)):
         return CPU_DECODER
+    if inside:
+        raise FeatxError("--decode gpu reads image files; images inside shards or tables "
+                         "(--format hf/webdataset) are decoded on the CPU: use --decode cpu")
     if device.type != "cuda":
         raise FeatxError("--decode gpu needs a CUDA --device")
     from featx.gpu_decode import GPU_DECODER, gpu_decode_works
@@ -215,14 +230,13 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     say = log if (world.is_main and not cfg.quiet) else (lambda msg: None)
     bb = get_backbone(cfg.backbone)
     levels = parse_levels(cfg.layers or ",".join(bb.levels))
-    pool = cfg.pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, cfg.pool)
     pp = bb.preprocess(cfg.image_size)
     templates = _templates(cfg, bb)
     dtype = cfg.dtype or default_dtype(device)
-    decoder = _choose_decoder(cfg.decode, device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
+    decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
             f"`classify --split {cfg.split}` re-splits the cache's images")
@@ -317,9 +331,19 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                **({"source_classes": coll.source_classes, "task_map": coll.task_map}
                   if coll.task_map else {}),
                "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
+               **({"data_source": coll.source} if coll.source else {}),
                **({"prompts": templates} if templates else {})})
     prompts = _prompts(cfg, parts, coll, templates, device) if templates else None
-    _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    try:
+        _assemble(out, cache_meta, coll, dims, parts, n_chunks, prompts)
+    except (FeatxError, OSError, KeyboardInterrupt):
+        raise  # the chunks are sound: a rerun resumes from them
+    except Exception as e:  # noqa: BLE001 -- chunks a rerun would trip on again: not kept
+        parts.remove()
+        raise FeatxError(f"writing {show(out)} from the computed chunks failed "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"the work folder {show(parts.dir)} was removed, so a rerun starts "
+                         f"afresh") from None
     parts.remove()
     return _summarise(result, out, "written", t0)
 
@@ -380,7 +404,11 @@ def collection_for(cfg: ExtractConfig) -> Collection:
 
     coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
                            conflicts=cfg.conflicts,
-                           options=ReadOptions(label=cfg.label, agree=cfg.agree))
+                           options=ReadOptions(label=cfg.label, agree=cfg.agree,
+                                               hf_split=cfg.hf_split,
+                                               image_column=cfg.image_column,
+                                               label_column=cfg.label_column,
+                                               id_column=cfg.id_column))
     mapped = class_mapping(coll.classes, cfg.task)
     if mapped is not None:
         classes, index = mapped
@@ -420,7 +448,7 @@ def _compute_chunks(cfg: ExtractConfig, coll: Collection, chunks: list[int], chu
             _zeroshot_from(engine.model, cfg, parts, coll.classes, templates, device)
     batches = ChunkBatches(chunks, chunk_size, cfg.batch_size, n)
     workers = cfg.workers if cfg.workers is not None else default_workers(device.type)
-    dataset = decoder.dataset([coll.abspath(i) for i in range(n)], pp)
+    dataset = decoder.dataset([coll.image(i) for i in range(n)], pp)
     total = batches.n_rows()
     writer = ChunkWriter(parts)
     bar = Progress(total, "extract" if world.size == 1 else f"extract (rank 0 of {world.size})",
@@ -508,8 +536,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
                                  workers=workers, dtype=dtype, pool=pool, decode=decode))
     decoder = _choose_decoder(decode, dev)
     bb = get_backbone(backbone)
-    pool = pool or bb.default_pool
-    check_pool(bb, levels, pool)
+    pool = resolve_pool(bb, levels, pool)
     pp = bb.preprocess(image_size)
     settings = feature_settings(backbone, weights, levels, pool, pp.input_size, dtype, seed,
                                 preprocessing_id(decoder.preprocessing, pp), _precision(dev))

@@ -9,19 +9,48 @@ from torch import Tensor, nn
 from featx.backbones import Backbone, stages, tapped
 from featx.errors import FeatxError
 from featx.levels import LEVELS, sort_levels
-from featx.pooling import POOLS, get_pool, get_token_pool, pooled_dim, token_pooled_dim
+from featx.pooling import ALL_POOLS, get_pool, get_token_pool, pooled_dim, token_pooled_dim
 
 
 def level_pool(backbone: Backbone, level: str, pool: str) -> Callable[[Tensor], Tensor]:
-    """The pooling of one level: map pools for maps, token pools for tokens, none for `emb`."""
-    if backbone.taps[level].kind == "vector":
+    """The pooling of one level: map pools for maps, token pools for tokens (over the prefix
+    tokens that tap really holds), none for vectors. A pool that cannot apply is an error."""
+    tap = backbone.taps[level]
+    if pool not in ALL_POOLS:
+        raise FeatxError(f"unknown --pool {pool!r}: choose one of {', '.join(ALL_POOLS)}")
+    fits = tap.pools()
+    if fits is not None and pool not in fits:
+        raise FeatxError(f"--pool {pool}: {backbone.name}'s {level} is {_what(tap)}; it takes "
+                         f"{', '.join(fits)}")
+    if tap.kind == "vector":
         return lambda x: x.float()
-    if backbone.is_tokens(level):
-        return get_token_pool(pool, backbone.num_prefix_tokens, backbone.has_cls_token)
-    if pool not in POOLS:
-        raise FeatxError(f"--pool {pool}: {backbone.name}'s {level} is a feature map; use gap, "
-                         f"gmp, gap+gmp or meanstd")
+    if tap.is_tokens:
+        return get_token_pool(pool, tap.prefix, tap.cls)
     return get_pool(pool)
+
+
+def _what(tap) -> str:
+    if tap.kind == "vector":
+        return f"the model's own {tap.pooled}-pooled, normalised vector (its head's fc_norm)"
+    if tap.is_tokens:
+        if not tap.patches:
+            return "its class token(s) only"
+        return "a token sequence without a class token" if not tap.cls else "a token sequence"
+    return "a feature map"
+
+
+def resolve_pool(backbone: Backbone, levels: Sequence[str], pool: str | None) -> str:
+    """`pool`, or the default that applies at every asked level; checked at each level before
+    any image is read."""
+    if pool is None:
+        pool = backbone.pool_for(levels)
+        if pool is None:
+            shown = "; ".join(f"{lv} {_what(backbone.taps[lv])}" for lv in levels
+                              if lv in backbone.taps)
+            raise FeatxError(f"{backbone.name}: no --pool applies at every asked level ({shown});"
+                             f" ask fewer --layers, or pass --pool for them")
+    check_pool(backbone, levels, pool)
+    return pool
 
 
 class MultiLevelExtractor(nn.Module):

@@ -77,6 +77,10 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             lines.insert(1, f"dataset      {a['dataset_format']}"
                          + (f", task {a['task']}" if a.get("task", "emotion") != "emotion"
                             else ""))
+        if "data_source" in a:  # images read from inside shards or tables
+            kind, _, about = str(a["data_source"]).partition(" ")
+            lines.insert(2, f"source       {kind} " + ", ".join(
+                f"{k} {v}" for k, v in json.loads(about).items() if v is not None))
         if "zeroshot" in c.f:
             t, _, scale = c.zeroshot()
             lines.append(f"zero-shot    {len(t)} prompt templates (e.g. {t[0]!r}), "

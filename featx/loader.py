@@ -28,7 +28,8 @@ class ImageFiles(Dataset):
     """Item i: (i, uint8 [3, S, S], '') or (i, zeros, reason) for a file that cannot be used."""
 
     def __init__(self, paths: Sequence[Path], image_size: int | Preprocess):
-        self.paths = [str(p) for p in paths]
+        # paths, or images inside shards/tables (featx.datasets.members) as they are
+        self.paths = [str(p) if isinstance(p, Path) else p for p in paths]
         self.pp = as_preprocess(image_size)
         self.image_size = self.pp.input_size
 

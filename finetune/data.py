@@ -99,7 +99,7 @@ class ImageSet(Dataset):
         i = int(self.indices[pos])
         try:
             # random crops need more pixels than the output size: decode at twice that
-            img = load_image(self.collection.abspath(i), draft_size=self.draft)
+            img = load_image(self.collection.image(i), draft_size=self.draft)
         except DecodeError as e:
             return Failed(self.collection.paths[i], str(e))
         with torch.random.fork_rng(devices=[]):

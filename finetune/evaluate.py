@@ -116,6 +116,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
     None = the run's own."""
     from pathlib import Path
 
+    from classify.table import finetune_row
     from featx.dataset import load_collection
     from finetune import checkpoint, distributed, models
     from finetune.config import read_config
@@ -140,8 +141,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
     model.to(dev)
     tta = tta or cfg.get("tta", "none")
     inputs = models.inputs_of(recipe)
-    row = {"name": f"finetune:{recipe.name}", "levels": list(recipe.levels),
-           "model": f"{recipe.name}/{recipe.backbone}", "weighted": recipe.sampler == "weighted",
+    row = {**finetune_row(cfg),
            "checkpoint": f"{run_dir / file}" + ("" if key == "model" else f"[{key}]"),
            "tta": tta}
     for split in ("val", "test"):

@@ -213,7 +213,7 @@ class HeadNet(nn.Module):
         """{level: pooled tap}; the trunk without gradients where none of it trains."""
         with torch.no_grad() if self.trunk_frozen() else nullcontext():
             taps = self._taps[0](x)
-        return {lv: pool_tap(taps[lv], self.bb.has_cls_token, self.bb.num_prefix_tokens)
+        return {lv: pool_tap(taps[lv], self.bb.taps[lv].cls, self.bb.taps[lv].prefix)
                 for lv in self.levels}
 
     def forward(self, x: Tensor) -> Tensor | dict:

@@ -17,7 +17,7 @@ from torch import nn
 
 from featx.backbones.registry import Backbone, Preprocess, Tap, register_prefix
 from featx.backbones.sources import Source, register_source
-from featx.backbones.taps import block_indices, trace_dims
+from featx.backbones.taps import block_indices, settle_tokens, trace, trace_dims
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 
@@ -34,7 +34,7 @@ def _quiet():
         logging.disable(logging.NOTSET)
 
 
-def _vit(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
+def _vit(visual: nn.Module, size: int) -> tuple[dict[str, Tap], str]:
     blocks = visual.transformer.resblocks
     kind = "tokens" if getattr(visual.transformer, "batch_first", True) else "lnd"
     taps = [Tap(f"transformer.resblocks.{i}", kind) for i in block_indices(len(blocks))]
@@ -42,22 +42,27 @@ def _vit(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
         taps.append(Tap("ln_post", "tokens"))  # ln_post over all tokens: the final norm
     else:
         taps.append(Tap(f"transformer.resblocks.{len(blocks) - 1}", kind))
-    return dict(zip(LEVELS, taps)), 1
+    taps = dict(zip(LEVELS, taps))
+    patch = visual.conv1.stride[0]
+    out, _ = trace(visual, taps, size)
+    cls = getattr(visual, "class_embedding", None) is not None
+    most = int(cls) + int(getattr(visual, "num_registers", 0) or 0)
+    return settle_tokens(taps, out, size, dict.fromkeys(taps, patch), most, cls), ""
 
 
-def _modified_resnet(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
-    return dict(zip(LEVELS, [Tap("act3")] + [Tap(f"layer{i}") for i in range(1, 5)])), 0
+def _modified_resnet(visual: nn.Module, size: int) -> tuple[dict[str, Tap], str]:
+    return dict(zip(LEVELS, [Tap("act3")] + [Tap(f"layer{i}") for i in range(1, 5)])), ""
 
 
-def _timm_tower(visual: nn.Module, size: int) -> tuple[dict[str, Tap], int]:
+def _timm_tower(visual: nn.Module, size: int) -> tuple[dict[str, Tap], str]:
     from featx.backbones.timm import model_taps
 
-    taps, kind = model_taps(visual.trunk, size, prefix="trunk.")
-    return taps, int(getattr(visual.trunk, "num_prefix_tokens", 0)) if kind == "tokens" else 0
+    taps, _, rev = model_taps(visual.trunk, size, prefix="trunk.")
+    return taps, rev
 
 
-# image tower class -> its taps (and number of prefix tokens)
-TOWER_TAPS: dict[str, Callable[[nn.Module, int], tuple[dict[str, Tap], int]]] = {
+# image tower class -> its taps (and their revision, '' where featx's first rules agree)
+TOWER_TAPS: dict[str, Callable[[nn.Module, int], tuple[dict[str, Tap], str]]] = {
     "VisionTransformer": _vit,
     "ModifiedResNet": _modified_resnet,
     "TimmModel": _timm_tower,
@@ -103,20 +108,31 @@ def resolve(name: str) -> Backbone:
 
     arch, tag = _split(name)
     cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
-    with _quiet(), torch.device("meta"):
-        model = open_clip.create_model(arch, pretrained=None, device="meta", **_kwargs(arch, tag))
+    try:
+        with _quiet(), torch.device("meta"):
+            model = open_clip.create_model(arch, pretrained=None, device="meta",
+                                           **_kwargs(arch, tag)).eval()
+    except (ImportError, RuntimeError) as e:  # e.g. "Please pip install transformers"
+        raise FeatxError(f"--backbone clip/{name}: open_clip cannot build it here "
+                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                         f"e.g. clip/ViT-B-32:openai builds with what is installed") from None
     visual = model.visual
     kind = type(visual).__name__
     if kind not in TOWER_TAPS:
         raise FeatxError(f"--backbone clip/{name}: featx cannot tap a {kind} image tower "
                          f"(it taps {', '.join(TOWER_TAPS)})")
     pp = _preprocess(model, cfg)
-    taps, prefix_tokens = TOWER_TAPS[kind](visual, pp.input_size)
+    try:
+        taps, rev = TOWER_TAPS[kind](visual, pp.input_size)
+    except FeatxError as e:
+        raise FeatxError(f"--backbone clip/{name}: featx cannot tap its {kind} tower: {e}") \
+            from None
     taps["emb"] = Tap("", "vector")
-    tokens = taps["L0"].kind in ("tokens", "lnd")
+    tokens = [t for t in taps.values() if t.is_tokens]
     return Backbone(name=f"clip/{name}", family=f"clip-{kind}", source="open_clip", taps=taps,
                     dims=trace_dims(visual, taps, pp.input_size), default_preprocess=pp,
-                    num_prefix_tokens=prefix_tokens, has_cls_token=tokens and prefix_tokens > 0,
+                    num_prefix_tokens=max((t.prefix for t in tokens), default=0),
+                    has_cls_token=any(t.cls for t in tokens), taps_rev=rev,
                     ref=(arch, tag), weights_from=_where(cfg),
                     extra={"pretrained_cfg": {**cfg, "hf_hub_id": cfg.get("hf_hub")}})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from featx.errors import FeatxError
@@ -63,6 +63,35 @@ class Tap:
     kind: str = "map"
     input: bool = False
     post: str | None = None  # a name in featx.backbones.taps.POSTS (e.g. "relu")
+    prefix: int = 0  # tokens: how many prefix (class/register/distillation) tokens come first
+    cls: bool = False  # tokens: the first prefix token is a class token
+    patches: bool = True  # tokens: patch tokens follow the prefix ones (False: prefix tokens only)
+    pooled: str | None = None  # vector: the pool the model itself applied (fc_norm: "gap")
+
+    @property
+    def is_tokens(self) -> bool:
+        return self.kind in ("tokens", "lnd")
+
+    def pools(self) -> tuple[str, ...] | None:
+        """The --pool values that apply to this tap (None: any, e.g. CLIP's `emb`)."""
+        from featx.pooling import POOLS, TOKEN_POOLS
+
+        if self.kind == "vector":
+            return (self.pooled,) if self.pooled else None
+        if not self.is_tokens:
+            return tuple(POOLS)
+        return tuple(p for p in TOKEN_POOLS
+                     if (self.cls or not p.startswith("cls")) and (self.patches or p == "cls"))
+
+    def describe(self) -> str:
+        """'tokens (1 prefix, cls)', 'map', 'vector (gap)': for `featx backbones`."""
+        if self.is_tokens:
+            if not self.patches:
+                return "tokens (class token only)"
+            return f"tokens ({self.prefix} prefix{', cls' if self.cls else ''})"
+        if self.kind == "vector":
+            return f"vector ({self.pooled or 'not pooled'})"
+        return "map"
 
 
 @dataclass(frozen=True)
@@ -75,11 +104,14 @@ class Backbone:
     taps: Mapping[str, Tap]  # level -> Tap, in depth order (L0..L4[, emb])
     dims: Mapping[str, int]  # level -> channels of the raw tap (emb: the embedding size)
     default_preprocess: Preprocess
-    num_prefix_tokens: int = 0  # class + register tokens ahead of the patch tokens
-    has_cls_token: bool = False
+    num_prefix_tokens: int = 0  # the model's class + register tokens (per tap: Tap.prefix)
+    has_cls_token: bool = False  # the model has a class token (per tap: Tap.cls)
     ref: object = None  # what the source needs to build it (constructor, timm name, arch/tag)
     weights_from: str = ""  # where pretrained weights come from (URL or hub repo)
     extra: Mapping[str, object] = field(default_factory=dict)
+    # the rules that chose the taps, where they differ from featx's first ones (e.g. "taps-2"):
+    # it enters the cache fingerprint, so a cache written with the older taps is never resumed
+    taps_rev: str = ""
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -100,8 +132,20 @@ class Backbone:
 
     @property
     def default_pool(self) -> str:
-        """SPEC: `cls` for token models with a class token, `gap` otherwise."""
-        return "cls" if self.token_levels and self.has_cls_token else "gap"
+        """The default pool over all levels (`pool_for`; 'gap' where none applies to all)."""
+        return self.pool_for(self.levels) or "gap"
+
+    def pool_for(self, levels: Sequence[str]) -> str | None:
+        """SPEC's default, where it applies at every level in `levels`: `cls` when every level is
+        a token sequence with a class token, else `gap`; None when neither applies to all."""
+        taps = [self.taps[lv] for lv in levels if lv in self.taps]
+        for pool in ("cls", "gap"):
+            if pool == "cls" and not all(t.is_tokens or t.pooled is None and t.kind == "vector"
+                                         for t in taps):
+                continue
+            if all(t.pools() is None or pool in t.pools() for t in taps):
+                return pool
+        return None
 
     def preprocess(self, image_size: int | None = None) -> Preprocess:
         return self.default_preprocess.at_size(image_size)
@@ -133,7 +177,14 @@ def get_backbone(name: str) -> Backbone:
     _load_sources()
     for prefix, resolve in _PREFIXES.items():
         if name.startswith(prefix):
-            return resolve(name[len(prefix):])
+            try:
+                return resolve(name[len(prefix):])
+            except FeatxError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- any failure to resolve: one line, no forward
+                msg = str(e).splitlines()[0] if str(e) else ""
+                raise FeatxError(f"--backbone {name}: cannot be resolved "
+                                 f"({type(e).__name__}: {msg})") from None
     if name not in _REGISTRY:
         raise FeatxError(f"unknown --backbone {name!r}: choose one of "
                          f"{', '.join(list_backbones())}, or timm/<model>[.<tag>], "

@@ -55,6 +55,7 @@ class Tapped(nn.Module):
         self._taps = {lv: taps[lv] for lv in self.levels}
         self._deepest = self.levels[-1]
         self._out: dict[str, Tensor] | None = None
+        self.raw: dict[str, object] | None = None  # set to {} to keep the raw taps (tracing)
         self._handles = []
         for lv, tap in self._taps.items():
             if not tap.module:
@@ -70,6 +71,8 @@ class Tapped(nn.Module):
         if self._out is None or lv in self._out:
             return  # not our forward (the model used directly), or a module called twice
         self._out[lv] = shape_tap(x, self._taps[lv])
+        if self.raw is not None:
+            self.raw[lv] = x
         if lv == self._deepest:
             raise _Stop
 
@@ -86,6 +89,8 @@ class Tapped(nn.Module):
             root = [lv for lv, t in self._taps.items() if not t.module]
             for lv in root:
                 out[lv] = shape_tap(y, self._taps[lv])
+                if self.raw is not None:
+                    self.raw[lv] = y
         except _Stop:
             pass
         finally:
@@ -112,17 +117,67 @@ def tapped(model: nn.Module, backbone: Backbone, levels: Sequence[str]) -> Tappe
     return Tapped(image_tower(backbone, model), backbone.taps, levels)
 
 
-def trace_dims(tower: nn.Module, taps: Mapping[str, Tap], image_size: int) -> dict[str, int]:
-    """Channel count of every tap, from one forward of the (meta-device) tower."""
+def trace(tower: nn.Module, taps: Mapping[str, Tap], image_size: int
+          ) -> tuple[dict[str, Tensor], dict[str, object]]:
+    """One forward of the (meta-device) tower with every tap: ({level: tap in featx's layout},
+    {level: the module's raw output}), so shapes and shared outputs can be read."""
     t = Tapped(tower, taps, list(taps))
+    t.raw = {}
     try:
         with torch.no_grad():
             device = next(iter(tower.parameters())).device
             out = t(torch.empty(1, 3, image_size, image_size, device=device))
     finally:
         t.remove()
+    return out, t.raw
+
+
+def dims_of(taps: Mapping[str, Tap], out: Mapping[str, Tensor]) -> dict[str, int]:
+    """Channel count of every traced tap."""
     return {lv: int(x.shape[1] if taps[lv].kind in ("map", "nhwc") else x.shape[-1])
             for lv, x in out.items()}
+
+
+def trace_dims(tower: nn.Module, taps: Mapping[str, Tap], image_size: int) -> dict[str, int]:
+    """Channel count of every tap, from one forward of the (meta-device) tower."""
+    return dims_of(taps, trace(tower, taps, image_size)[0])
+
+
+def prefix_tokens(n_tokens: int, image_size: int, reduction: int, most: int) -> tuple[int, bool]:
+    """(prefix tokens, patch tokens follow) of a tap holding `n_tokens` tokens at `reduction` of
+    a square input: the patch grid is image_size / reduction a side (floored or ceiled); the
+    rest, at most `most`, are prefix tokens. Raises ValueError when that does not add up."""
+    for side in dict.fromkeys((image_size // reduction, -(-image_size // reduction))):
+        if 0 <= n_tokens - side * side <= most and side > 0:
+            return n_tokens - side * side, True
+    if 0 < n_tokens <= most:
+        return n_tokens, False  # prefix tokens only (PiT's last norm sees its class tokens)
+    raise ValueError(f"{n_tokens} tokens at stride {reduction} of {image_size} px is neither a "
+                     f"patch grid nor a grid plus at most {most} prefix tokens")
+
+
+def settle_tokens(taps: Mapping[str, Tap], out: Mapping[str, Tensor], image_size: int,
+                  reductions: Mapping[str, int], most: int, class_token: bool) -> dict[str, Tap]:
+    """The taps with, per token level, its traced prefix count (class-token ones first when the
+    model has a class token); rank-2 outputs become vectors."""
+    from dataclasses import replace
+
+    settled = {}
+    for lv, tap in taps.items():
+        x = out[lv]
+        if tap.is_tokens and x.ndim == 3:
+            prefix, patches = prefix_tokens(int(x.shape[1]), image_size, reductions[lv], most)
+            tap = replace(tap, prefix=prefix, patches=patches, cls=class_token and prefix > 0)
+        elif x.ndim == 2 and tap.kind != "vector":
+            tap = replace(tap, kind="vector")
+        settled[lv] = tap
+    return settled
+
+
+def shared_outputs(raw: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Pairs of levels whose taps are the very same tensor (one module tapped twice)."""
+    levels = list(raw)
+    return [(a, b) for i, a in enumerate(levels) for b in levels[i + 1:] if raw[a] is raw[b]]
 
 
 def trace_modules(tower: nn.Module, image_size: int, call: Callable | None = None
@@ -133,8 +188,8 @@ def trace_modules(tower: nn.Module, image_size: int, call: Callable | None = Non
     handles = []
     for name, mod in tower.named_modules():
         def hook(m, a, o, name=name):
-            if isinstance(o, Tensor):
-                seen.append((name, tuple(o.shape), id(o)))
+            # modules returning tuples (PiT's stages) are recorded too, without a shape
+            seen.append((name, tuple(o.shape) if isinstance(o, Tensor) else None, id(o)))
         handles.append(mod.register_forward_hook(hook))
     try:
         with torch.no_grad():

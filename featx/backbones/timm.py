@@ -15,7 +15,8 @@ from torch import nn
 
 from featx.backbones.registry import Backbone, Preprocess, Tap, preprocess_from, register_prefix
 from featx.backbones.sources import Source, hub_checkpoint, register_source
-from featx.backbones.taps import block_indices, trace_dims, trace_modules
+from featx.backbones.taps import (block_indices, settle_tokens, shape_tap, shared_outputs,
+                                  trace, trace_dims, trace_modules)
 from featx.errors import FeatxError
 from featx.levels import LEVELS
 
@@ -32,42 +33,129 @@ def _output_module(model: nn.Module, seen: list) -> tuple[str, int]:
 
 
 def _stem(model: nn.Module, first_stage: str, seen: list) -> str:
-    """The top-level module that runs right before the one holding the first stage."""
-    tops: list[str] = []
-    for name, _, _ in seen:
-        if name and "." not in name and name not in tops:
-            tops.append(name)
+    """The top-level module that finishes last before the first stage starts (`seen`: the
+    trace, in the order modules return; a stage container may never be called itself)."""
     parent = first_stage.split(".")[0]
-    if parent not in tops or tops.index(parent) == 0:
-        raise FeatxError(f"{type(model).__name__}: no stem module before {first_stage}")
-    return tops[tops.index(parent) - 1]
+    start = next((i for i, (n, _, _) in enumerate(seen)
+                  if n == first_stage or n.startswith(first_stage + ".")), None)
+    tops = [n for n, _, _ in seen[:start] if n and "." not in n and n != parent]
+    if start is None or not tops:
+        raise FeatxError(f"no stem module before {first_stage}")
+    return tops[-1]
 
 
-def model_taps(model: nn.Module, image_size: int, prefix: str = "") -> tuple[dict[str, Tap], str]:
-    """{level: Tap} of a (meta-device) timm model, module paths under `prefix`; and its kind
-    ('tokens', 'cnn' or 'four-stage')."""
+def _extra_tokens(model: nn.Module) -> int:
+    """How many prefix tokens the model can put ahead of its patch tokens."""
+    n = getattr(model, "num_prefix_tokens", None)
+    if isinstance(n, int):
+        return n
+    return sum(int(p.shape[1]) for p in (getattr(model, a, None) for a in
+                                         ("cls_token", "dist_token", "reg_token"))
+               if isinstance(p, torch.Tensor) and p.ndim == 3)
+
+
+def _class_token(model: nn.Module) -> bool:
+    return bool(getattr(model, "has_class_token", getattr(model, "cls_token", None) is not None))
+
+
+def _modules(info: list[str], reductions: list[int], last: str, seen: list, model: nn.Module
+             ) -> tuple[list[str], list[int]]:
+    """The five tapped modules and their strides: transformers (every feature at one stride) the
+    blocks ceil(k*D/5) and the output; hierarchical models with 5 features their first four
+    and the output, with 3 or 4 the stem, the first three and the output."""
+    if len(set(reductions)) == 1 and len(info) >= 4:
+        idx = block_indices(len(info))
+        return [info[i] for i in idx] + [last], [reductions[i] for i in idx] + [reductions[-1]]
+    if len(info) == 5:
+        return info[:4] + [last], reductions[:4] + [reductions[-1]]
+    if len(info) in (3, 4):
+        return ([_stem(model, info[0], seen)] + info[:3] + [last],
+                [reductions[0]] + reductions[:3] + [reductions[-1]])
+    raise FeatxError(f"{len(info)} feature levels (strides {reductions}); featx taps "
+                     f"transformers with 4+ blocks and models with 3 to 5 stages")
+
+
+def _map_kind(x: torch.Tensor, channels: int | None, model: nn.Module) -> str:
+    """'map' ([B, C, H, W]) or 'nhwc', from where the known channel count sits."""
+    if channels and x.shape[1] != x.shape[-1]:
+        return "map" if x.shape[1] == channels else "nhwc"
+    return "nhwc" if str(getattr(model, "output_fmt", "NCHW")) == "NHWC" else "map"
+
+
+def _fc_norm(model: nn.Module, taps: dict[str, Tap]) -> None:
+    """L4 after the real final norm: where the head normalises the pooled tokens (`fc_norm`,
+    timm's gap ViTs, BEiT, EVA), L4 is that pooled, normalised vector."""
+    fc = getattr(model, "fc_norm", None)
+    if not isinstance(fc, nn.Module) or isinstance(fc, nn.Identity) or not taps["L4"].is_tokens:
+        return
+    pooled = {"avg": "gap", "token": "cls", "max": "gmp"}.get(str(getattr(model, "global_pool", "")))
+    if pooled is None:
+        raise FeatxError(f"its head normalises after a {getattr(model, 'global_pool', '?')!r} "
+                         f"pool that featx does not reproduce")
+    taps["L4"] = Tap("fc_norm", "vector", pooled=pooled)
+
+
+def _legacy(info: list[str], last: str, rank: int, seen: list, model: nn.Module, fmt: str
+            ) -> list[tuple] | None:
+    """The taps featx's first rules gave (module, kind, prefix, class token) -- to tell which
+    models' taps changed (their caches get a new fingerprint)."""
+    if rank == 3:
+        n, cls = int(getattr(model, "num_prefix_tokens", 0) or 0), _class_token(model)
+        return [(m, "tokens", n, cls and n > 0) for m in
+                [info[i] for i in block_indices(len(info))] + [last]]
+    if len(info) == 5:
+        return [(m, fmt, 0, False) for m in info[:4] + [last]]
+    if len(info) == 4:
+        return [(m, fmt, 0, False) for m in [_stem(model, info[0], seen)] + info[:3] + [last]]
+    return None
+
+
+def model_taps(model: nn.Module, image_size: int, prefix: str = ""
+               ) -> tuple[dict[str, Tap], str, str]:
+    """{level: Tap} of a (meta-device) timm model, module paths under `prefix`, decided from one
+    traced forward: per tap map or tokens, and how many prefix tokens it really holds; its kind
+    ('tokens', 'cnn' or 'stages'); and its taps revision ('' where featx's first rules agree)."""
+    from dataclasses import replace
+
     info = [f["module"] for f in model.feature_info]
-    reductions = [f["reduction"] for f in model.feature_info]
+    reductions = [int(f["reduction"]) for f in model.feature_info]
+    channels = dict(zip(info, (int(f["num_chs"]) for f in model.feature_info)))
+    names = dict(model.named_modules())
+    absent = [m for m in info if m not in names]
+    if absent:
+        raise FeatxError(f"timm's feature list names {absent[0]!r}, a module the model does "
+                         f"not have (a timm inconsistency); featx cannot tap it")
     seen = trace_modules(model, image_size, call=lambda m, x: m.forward_features(x))
     last, rank = _output_module(model, seen)
     fmt = "nhwc" if str(getattr(model, "output_fmt", "NCHW")) == "NHWC" else "map"
-    if rank == 3:
-        kind = "tokens"
-        idx = block_indices(len(info))
-        taps = [Tap(info[i], "tokens") for i in idx] + [Tap(last, "tokens")]
-    elif len(info) == 5:
-        kind = "cnn"
-        taps = [Tap(m, fmt) for m in info[:4]] + [Tap(last, fmt)]
-    elif len(info) == 4:
-        kind = "four-stage"
-        taps = [Tap(_stem(model, info[0], seen), fmt)] + [Tap(m, fmt) for m in info[:3]] \
-            + [Tap(last, fmt)]
-    else:
-        raise FeatxError(f"{type(model).__name__}: {len(info)} feature levels (reductions "
-                         f"{reductions}); featx taps models with 4 stages, 5 reductions or "
-                         f"transformer blocks")
-    taps = [Tap(prefix + t.module if t.module else prefix.rstrip("."), t.kind) for t in taps]
-    return dict(zip(LEVELS, taps)), kind
+    mods, strides = _modules(info, reductions, last, seen, model)
+    out, raw = trace(model, {lv: Tap(m) for lv, m in zip(LEVELS, mods)}, image_size)
+    shared = shared_outputs(raw)
+    if shared:
+        a, b = shared[0]
+        raise FeatxError(f"{a} and {b} would be the same tensor ({mods[LEVELS.index(a)]}, "
+                         f"{mods[LEVELS.index(b)]}: {len(info)} stages and no final norm); featx "
+                         f"taps five distinct depths")
+    taps = {}
+    for lv, m in zip(LEVELS, mods):
+        x = out[lv]
+        kind = "tokens" if x.ndim == 3 else _map_kind(x, channels.get(m), model)
+        taps[lv] = Tap(m, kind)
+    shaped = {lv: shape_tap(raw[lv], t) for lv, t in taps.items()}
+    taps = settle_tokens(taps, shaped, image_size, dict(zip(LEVELS, strides)),
+                         _extra_tokens(model), _class_token(model))
+    odd = [lv for lv, t in taps.items() if t.kind not in ("map", "nhwc", "tokens")]
+    if odd:
+        raise FeatxError(f"{odd[0]} is a {shaped[odd[0]].ndim}-d tensor, neither a map nor tokens")
+    _fc_norm(model, taps)
+    old = _legacy(info, last, rank, seen, model, fmt)
+    new = [(t.module, t.kind, t.prefix, t.cls) for t in taps.values()]
+    rev = "" if old == new else "taps-2"
+    taps = {lv: replace(t, module=prefix + t.module) for lv, t in taps.items()}
+    kinds = {t.kind for t in taps.values()}
+    kind = "tokens" if kinds <= {"tokens", "vector"} else (
+        "cnn" if len(info) == 5 and len(set(reductions)) > 1 else "stages")
+    return taps, kind, rev
 
 
 def _preprocess(cfg: dict) -> Preprocess:
@@ -87,8 +175,8 @@ def _meta_model(name: str) -> nn.Module:
         raise FeatxError(f"unknown --backbone timm/{name}: timm has no model {arch!r}"
                          + (f" (similar: {', '.join(close)})" if close else ""))
     try:
-        with torch.device("meta"):
-            return timm.create_model(name, pretrained=False)
+        with torch.device("meta"):  # eval: a train-mode norm refuses the 1-image trace
+            return timm.create_model(name, pretrained=False).eval()
     except (RuntimeError, ValueError, KeyError) as e:
         raise FeatxError(f"--backbone timm/{name}: {e}") from None
 
@@ -97,15 +185,16 @@ def resolve(name: str) -> Backbone:
     model = _meta_model(name)
     cfg = dict(model.pretrained_cfg)
     pp = _preprocess(cfg)
-    taps, kind = model_taps(model, pp.input_size)
-    tokens = kind == "tokens"
+    try:
+        taps, kind, rev = model_taps(model, pp.input_size)
+    except FeatxError as e:
+        raise FeatxError(f"--backbone timm/{name}: featx cannot tap {type(model).__name__}: {e} "
+                         f"(`featx backbones --timm PATTERN` lists other models)") from None
     return Backbone(
         name=f"timm/{name}", family=type(model).__module__.rsplit(".", 1)[-1], source="timm",
         taps=taps, dims=trace_dims(model, taps, pp.input_size), default_preprocess=pp,
-        num_prefix_tokens=int(getattr(model, "num_prefix_tokens", 0)) if tokens else 0,
-        has_cls_token=tokens and bool(getattr(model, "has_class_token",
-                                              getattr(model, "cls_token", None) is not None)),
-        ref=name, weights_from=_where(cfg),
+        num_prefix_tokens=_extra_tokens(model), has_cls_token=_class_token(model),
+        ref=name, weights_from=_where(cfg), taps_rev=rev,
         extra={"kind": kind, "pretrained_cfg": cfg,
                "fixed_size": bool(cfg.get("fixed_input_size", False))})
 

@@ -81,8 +81,9 @@ def _four_stage(kind: str, l4: Tap) -> Callable[[nn.Module], Taps]:
 
 def _vit(model: nn.Module) -> Taps:
     idx = block_indices(len(model.encoder.layers))
-    return _levels([Tap(f"encoder.layers.encoder_layer_{i}", "tokens") for i in idx]
-                   + [Tap("encoder.ln", "tokens")])
+    # the class token first, then the patch tokens (torchvision's VisionTransformer)
+    return _levels([Tap(f"encoder.layers.encoder_layer_{i}", "tokens", prefix=1, cls=True)
+                    for i in idx] + [Tap("encoder.ln", "tokens", prefix=1, cls=True)])
 
 
 # family -> function(meta model) -> {level: Tap}

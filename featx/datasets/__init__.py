@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from featx.datasets import (abstract, artphoto, csvfile, emoset, emotion6, fi, folder, twitter1,
-                            twitter2)
+from featx.datasets import (abstract, artphoto, csvfile, emoset, emotion6, fi, folder, hf,
+                            twitter1, twitter2, wds)
 from featx.datasets.base import Items, ReadOptions, Reader
 from featx.errors import FeatxError
 
 READERS: dict[str, Reader] = {m.READER.name: m.READER for m in (
-    folder, csvfile, fi, emoset, emotion6, artphoto, abstract, twitter1, twitter2)}
+    folder, csvfile, fi, emoset, emotion6, artphoto, abstract, twitter1, twitter2, hf, wds)}
 FORMATS = tuple(READERS)  # the same names as featx.datasets.names, which the CLI imports
 
 

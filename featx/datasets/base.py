@@ -23,6 +23,10 @@ class ReadOptions:
 
     label: str = "keyword"  # emotion6: keyword (folder) or dominant (most-voted emotion)
     agree: int = 5  # twitter1: the 5-, 4- or 3-agree subset
+    hf_split: str | None = None  # hf: read this split only (default: every split)
+    image_column: str | None = None  # hf: the image column (default: detected)
+    label_column: str | None = None  # hf: the label column (default: detected)
+    id_column: str | None = None  # hf: stored paths from this column (default <split>/<row>)
 
 
 @dataclass
@@ -40,6 +44,9 @@ class Items:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
     notes: list[str] = field(default_factory=list)
     scan: object | None = None  # a folder layout's featx.dataset.FolderScan (unused entries, links)
+    # images read from inside files (featx.datasets.members), one per path; None: files on disk
+    members: list | None = None
+    source: str = ""  # where the images were read from, for `featx info`
 
 
 @dataclass(frozen=True)

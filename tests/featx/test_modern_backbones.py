@@ -99,17 +99,22 @@ def test_timm_cnn_and_four_stage_models():
     torch.testing.assert_close(pooled, ref)
 
 
-def test_register_tokens_are_excluded_from_gap():
+def test_register_tokens_are_excluded_from_gap_and_l4_is_after_fc_norm():
     torch.manual_seed(0)
     bb, model = _built("timm/vit_wee_patch16_reg1_gap_256", 64)
     assert bb.num_prefix_tokens == 1 and not bb.has_cls_token and bb.default_pool == "gap"
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        gap = MultiLevelExtractor(model, bb, ["L4"], "gap")(x)["L4"]
-        ref = model.pool(model.forward_features(x))  # timm's own mean over patch tokens
-    torch.testing.assert_close(gap, ref)
-    with pytest.raises(FeatxError, match="no class token"):
-        MultiLevelExtractor(model, bb, ["L4"], "cls")
+        out = MultiLevelExtractor(model, bb, ["L3", "L4"], "gap")(x)
+        l3 = model.forward_intermediates(x, indices=[11], intermediates_only=True)[0]
+        # the head's fc_norm normalises the pooled patch tokens: L4 is timm's pre-logits
+        ref = model.forward_head(model.forward_features(x), pre_logits=True)
+    torch.testing.assert_close(out["L3"], l3.mean((2, 3)))  # the register token left out
+    torch.testing.assert_close(out["L4"], ref)
+    with pytest.raises(FeatxError, match="without a class token"):
+        MultiLevelExtractor(model, bb, ["L3"], "cls")
+    with pytest.raises(FeatxError, match="fc_norm"):
+        MultiLevelExtractor(model, bb, ["L4"], "gmp")
 
 
 def test_clip_tower_taps_and_embedding():

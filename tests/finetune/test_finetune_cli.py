@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -68,6 +70,21 @@ def test_eval_reproduces_test_json(run_dir, images, tmp_path):
     test = json.loads((run_dir / "test.json").read_text())
     assert row["test"]["confusion"] == test["confusion"]
     assert "test: accuracy" in res.output
+    assert row["protocol"] == {"split": "60/20/20", "seed": 0, "task": "emotion"}
+    # classify table: the run folder's test.json and the eval row, side by side, same numbers
+    from classify.cli import main as classify_main
+
+    table = CliRunner().invoke(classify_main, ["table", str(run_dir), str(out), "--csv"])
+    assert table.exit_code == 0, table.output
+    got = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [g["source"] for g in got] == ["resnet/test.json", "eval.json"]
+    for g in got:
+        assert g["name"] == "finetune:resnet" and g["protocol"] == "60/20/20 seed 0 emotion"
+        assert float(g["test_accuracy"]) == test["accuracy"]
+        assert float(g["test_macro_recall_ci_lo"]) == test["macro_recall_ci95"][0]
+    best = max(json.loads(x)["val_macro_recall"]
+               for x in (run_dir / "metrics.jsonl").read_text().splitlines())
+    assert float(got[0]["val_macro_recall"]) == best == row["val"]["macro_recall"]
 
 
 def test_refuses_to_overwrite_a_run_and_resumes_a_finished_one(run_dir, images):
