@@ -4,6 +4,8 @@ commands, so `classify --help` loads neither torch nor scikit-learn."""
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import click
 
@@ -34,7 +36,8 @@ _JOBS = click.option("--jobs", type=int, default=None,
                      help="Parallel workers (default: one per CPU core).")
 _SPLIT = click.option("--split", default=None,
                       help="Re-split the cache's images (no re-extraction): 80/5/15, 90/5/5, "
-                           "kfold:K (each fold's row plus mean and std), kfold:K:F, official. "
+                           "kfold:K (a summary row: pooled predictions, folds' mean and std; "
+                           "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
 _TASK = click.option("--task", default=None,
                      help="emotion, sentiment (SPEC's positive/negative map) or a map file "
@@ -42,21 +45,27 @@ _TASK = click.option("--task", default=None,
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
                            "--report gallery (default: the folder the cache records).")
+_FOLDS_DETAIL = click.option("--folds-detail", is_flag=True,
+                             help="Under k-fold, also show each fold's row in the table and "
+                                  "report (the JSON always holds them).")
 _WEIGHTED = click.option("--weighted", is_flag=True,
                          help="Class-balanced training (weights inversely proportional to "
                               "class frequency).")
 
 
 def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
-          quiet: bool = False, pooled: int = 0) -> None:
+          quiet: bool = False, more=(), folds_detail: bool = False, pooled: int = 0) -> None:
     """Table, --json and --report; `evaluated()` gives the gallery's images (None: none),
-    pooled from `pooled` k-fold rounds when that is more than one."""
+    pooled from `pooled` k-fold rounds when that is more than one; `more` further galleries
+    as (page name, title, evaluated). Tables show k-fold summaries (each fold's row with
+    `folds_detail`); the JSON holds every row."""
     from classify.atomic import write_json
-    from classify.report import text_table, write_report
+    from classify.report import shown_rows, text_table, write_report
     from classify.rows import rows_document
 
     doc = rows_document(results)
-    click.echo(text_table(doc["rows"]))
+    shown = shown_rows(doc["rows"], folds_detail)
+    click.echo(text_table(shown))
     if json_path:
         write_json(json_path, doc)
     if report_dir:
@@ -69,8 +78,16 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
                     else "error analysis")
             gallery = write_gallery(report_dir, evaluated(), title=f"{title}: {what}",
                                     quiet=quiet)
-        page = write_report(report_dir, doc["rows"], classes, title=title, gallery=gallery)
-        click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else ""), err=True)
+        extra = []
+        if more:
+            from classify.gallery import write_gallery
+
+            extra = [(write_gallery(report_dir, ev(), title=t, quiet=quiet, name=name), t)
+                     for name, t, ev in more]
+        page = write_report(report_dir, shown, classes, title=title, gallery=gallery,
+                            more_galleries=extra)
+        click.echo(f"report: {page}" + (f", gallery: {gallery}" if gallery else "")
+                   + "".join(f", {g}" for g, _ in extra), err=True)
 
 
 def _images_found(cache, data, report_dir) -> bool:
@@ -119,6 +136,32 @@ def _gallery_of(trained, data):
     return lambda: evaluated_from_trained(trained, data)
 
 
+def _cross_galleries(trained, report_dir, class_map, task) -> list:
+    """For --report: the gallery of each cross-dataset row, on the other cache's images
+    (found where that cache records them; otherwise a note)."""
+    from classify.gallery import data_root, evaluated_cross
+    from classify.protocol import class_map_file
+    from featx.cache import Cache
+
+    out = []
+    for r in trained.results if report_dir else ():
+        other = (r.row.get("cross_dataset") or {}).get("eval")
+        if not other:
+            continue
+        with Cache(other) as c:
+            attrs = dict(c.attrs)
+        try:
+            data_root(attrs, None, other)
+        except FeatxError as e:
+            click.echo(f"note: no gallery of the cross-dataset row: {e}", err=True)
+            continue
+        name = "gallery_" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(other).stem)
+        out.append((name, f"{r.row['name']}: error analysis on {Path(other).name}'s images",
+                    lambda o=other: evaluated_cross(trained, o, class_map_file(class_map),
+                                                    task)))
+    return out
+
+
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
     from classify.atomic import check_writable
 
@@ -158,6 +201,7 @@ def main() -> None:
                    "same feature settings required).")
 @click.option("--class-map", type=click.Path(dir_okay=False),
               help="For --eval: other_class,train_class per line, for differing names.")
+@_FOLDS_DETAIL
 @_JSON
 @_REPORT
 @_DATA
@@ -166,7 +210,7 @@ def main() -> None:
 @_JOBS
 @one_line_errors
 def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
-        class_map, data, json_path, report_dir, quiet, seed, jobs):
+        class_map, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHE's LEVELS; evaluate on val and test."""
     from classify.persist import save_model
     from classify.protocol import class_map_file
@@ -184,7 +228,9 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
                       eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify fit: {_summary_name(trained)}",
-          _gallery_of(trained, data) if gallery else None, quiet, len(trained.tested))
+          _gallery_of(trained, data) if gallery else None, quiet,
+          _cross_galleries(trained, report_dir, class_map, task), folds_detail,
+          len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -202,6 +248,7 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
 @_SPLIT
 @_TASK
+@_FOLDS_DETAIL
 @_JSON
 @_REPORT
 @_DATA
@@ -209,8 +256,8 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, data, json_path,
-          report_dir, quiet, seed, jobs):
+def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, folds_detail, data,
+          json_path, report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHE; rows for each level and for the stack."""
     from classify.persist import save_model
     from classify.training import run_stack
@@ -224,7 +271,8 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, da
                         jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify stack: {_summary_name(trained)}",
-          _gallery_of(trained, data) if gallery else None, quiet, len(trained.tested))
+          _gallery_of(trained, data) if gallery else None, quiet, folds_detail=folds_detail,
+          pooled=len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -238,27 +286,29 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, da
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
 @_SPLIT
 @_TASK
+@_FOLDS_DETAIL
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def ablate(caches, grid, out_dir, split, task, json_path, report_dir, quiet, seed, jobs):
+def ablate(caches, grid, out_dir, split, task, folds_detail, json_path, report_dir, quiet, seed,
+           jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
 
     from classify.ablate import run_grid
     from classify.atomic import write_json, write_text
-    from classify.report import csv_table, markdown_table, text_table, write_report
+    from classify.report import csv_table, markdown_table, shown_rows, text_table, write_report
     from classify.rows import rows_document
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
                    split=split, task=task)
     doc = rows_document(run.results)
-    shown = [r for r in doc["rows"] if not isinstance(r.get("fold"), int)]  # fold rows: JSON
+    shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
     write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))

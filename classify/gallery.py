@@ -104,12 +104,14 @@ def _share(flags: Sequence[bool | None]) -> float | None:
 
 def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error analysis",
                   n_confusions: int = 8, per_confusion: int = 12, n_confident: int = 24,
-                  quiet: bool = True) -> Path:
-    """gallery.html and its thumbnails in `folder`; returns the page's path."""
+                  quiet: bool = True, name: str = THUMBS) -> Path:
+    """NAME.html (default gallery.html) and its thumbnails in `folder`/NAME; returns the
+    page's path."""
     from featx.progress import Progress
 
     folder = Path(folder)
-    (folder / THUMBS).mkdir(parents=True, exist_ok=True)
+    thumbs = name
+    (folder / thumbs).mkdir(parents=True, exist_ok=True)
     k = len(ev.classes)
     y_pred = ev.proba.argmax(axis=1)
     cm = confusion(ev.y_true, y_pred, k)
@@ -133,7 +135,7 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
     with Progress(len(ev.y_true), "gallery", "img", quiet=quiet) as bar:
         for i in range(len(ev.y_true)):  # every test image: the test set's grayscale share
             thumb = shown.get(i)
-            gray[i] = _look(ev.file(i), str(folder / THUMBS / thumb) if thumb else None)
+            gray[i] = _look(ev.file(i), str(folder / thumbs / thumb) if thumb else None)
             bar.update()
     missing = {i for i in shown if gray[i] is None}
     test_gray = _share(list(gray.values()))
@@ -152,7 +154,7 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
         if i in missing:
             img = '<div class="missing">image unreadable</div>'
         else:
-            img = (f'<a href="{_link(folder, ev.file(i))}"><img src="{THUMBS}/{shown[i]}" '
+            img = (f'<a href="{_link(folder, ev.file(i))}"><img src="{thumbs}/{shown[i]}" '
                    f'alt="{html.escape(name)}" loading="lazy"></a>')
         return f"<figure {attrs}>{img}<figcaption>{caption}</figcaption></figure>"
 
@@ -188,8 +190,9 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
             + ("".join(sections) or "<p>No misclassified test image.</p>"),
             '<section class="confident"><h2>Most confidently wrong</h2><div class="grid">'
             + "".join(figure(int(i)) for i in confident) + "</div></section>"]
-    write_text(folder / PAGE, _page(title, "\n".join(body)))
-    return folder / PAGE
+    page = folder / f"{name}.html"
+    write_text(page, _page(title, "\n".join(body)))
+    return page
 
 
 def _page(title: str, body: str) -> str:
@@ -217,6 +220,25 @@ def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated
     return Evaluated(list(trained.data.classes), np.concatenate([x.y for x in t]),
                      np.concatenate([x.proba for x in t]), [p for x in t for p in x.paths],
                      data_root(attrs, data, trained.data.cache),
+                     escaped=bool(attrs.get("path_escapes")))
+
+
+def evaluated_cross(trained, other: str, class_map: dict[str, str],
+                    task: str | None) -> Evaluated:
+    """The images of another cache a fit's cross-dataset row was evaluated on, with the
+    model's probabilities; the images are found in the folder that cache records."""
+    from threadpoolctl import threadpool_limits
+
+    from classify.training import cross_images
+    from featx.cache import Cache
+
+    part, _, _ = cross_images(trained.data, other, class_map, task)
+    with threadpool_limits(limits=1, user_api="blas"):
+        proba = trained.estimator.predict_proba(part.X)
+    with Cache(other) as c:
+        attrs = dict(c.attrs)
+    return Evaluated(list(trained.data.classes), np.asarray(part.y), np.asarray(proba),
+                     list(part.paths), data_root(attrs, None, other),
                      escaped=bool(attrs.get("path_escapes")))
 
 

@@ -252,14 +252,26 @@ def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None
     _save_figure(fig, path)
 
 
+def is_fold_row(row: dict) -> bool:
+    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`)."""
+    return isinstance(row.get("fold"), int)
+
+
+def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
+    """The rows a table shows: k-fold summaries, each fold's row only with `folds_detail`."""
+    return [r for r in rows if folds_detail or not is_fold_row(r)]
+
+
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
-    """The rows worth a figure: the best by test accuracy first."""
-    order = sorted(rows, key=lambda r: -(r["test"]["accuracy"] or 0))
+    """The rows worth a figure: the best by test accuracy first, k-fold summaries rather than
+    single folds."""
+    order = sorted(shown_rows(rows), key=lambda r: -(r["test"]["accuracy"] or 0))
     return order[:limit]
 
 
 def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Sequence[str],
-                 title: str = "classify report", gallery: Path | None = None) -> Path:
+                 title: str = "classify report", gallery: Path | None = None,
+                 more_galleries: Sequence[tuple[Path, str]] = ()) -> Path:
     """confusion_<i>.png for the best rows, recall.png, table.md, table.csv and index.html
     (linking to `gallery`, an error-analysis page in the same folder, when given)."""
     folder = Path(folder)
@@ -274,12 +286,12 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
     recall_png(folder / "recall.png", picked, classes)
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
-    write_text(folder / "index.html", _page(title, rows, images, gallery))
+    write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries))
     return folder / "index.html"
 
 
 def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
-          gallery: Path | None = None) -> str:
+          gallery: Path | None = None, more_galleries: Sequence[tuple[Path, str]] = ()) -> str:
     figs = "".join(f'<figure><img src="{n}" alt="confusion matrix of {html.escape(t)}">'
                    f"<figcaption>{html.escape(t)}</figcaption></figure>" for n, t in images)
     return f"""<!doctype html>
@@ -290,6 +302,7 @@ def _page(title: str, rows: Sequence[dict], images: list[tuple[str, str]],
 {html_table(rows)}
 {f'<p><a href="{gallery.name}">Error analysis: confusions with their images</a></p>'
  if gallery else ""}
+{"".join(f'<p><a href="{g.name}">{html.escape(label)}</a></p>' for g, label in more_galleries)}
 <h2>Per-class test recall</h2><img src="recall.png" alt="per-class recall">
 <h2>Confusion matrices (test, best rows)</h2>{figs}
 </body></html>

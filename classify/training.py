@@ -186,9 +186,10 @@ def _fit_distribution(d: LevelData, cache, seed: int):
     return est, res, recipe
 
 
-def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
-               seed: int, target: str, task: str | None) -> Result:
-    """`res`'s model evaluated on every valid image of `other` whose class matches."""
+def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str | None):
+    """Every valid image of `other` whose class matches one of `d`'s (after `task` and
+    `class_map`) and that was not a train or val row of `d`, labelled with the training
+    classes; the count of the unmatched per class; the count left out as seen."""
     from classify.protocol import match_classes
     from classify.rowrule import row_ids, seen_record
 
@@ -208,7 +209,18 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
     unmatched = {other_classes[c]: int(n) for c, n in
                  enumerate(np.bincount(part.y[(y < 0) & ~seen], minlength=len(other_classes)))
                  if n}
-    X, y, paths = part.X[keep], y[keep], [p for p, k in zip(part.paths, keep) if k]
+    part.X, part.y, part.rows = part.X[keep], y[keep], part.rows[keep]
+    part.paths = [p for p, k in zip(part.paths, keep) if k]
+    part.dist = None  # over the other set's classes, not the model's
+    return part, unmatched, int(seen.sum())
+
+
+def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
+               seed: int, target: str, task: str | None) -> Result:
+    """`res`'s model evaluated on every valid image of `other` whose class matches and that
+    it never trained or selected on."""
+    part, unmatched, n_seen = cross_images(d, other, class_map, task)
+    X, y, paths = part.X, part.y, part.paths
     pred = _predict(est, X)
     va = res.row["val"]
     row = make_result(f"{res.row['name']} -> {_stem(other)}", res.row["levels"],
@@ -217,8 +229,8 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": int(keep.sum()),
-                                     "excluded_seen": int(seen.sum())}, target=target)
+                                     "n_eval": len(y), "excluded_seen": n_seen},
+                      target=target)
     row.row["val"] = va
     return row
 

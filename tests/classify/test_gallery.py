@@ -172,3 +172,41 @@ def test_chromium_renders_every_image(gallery_run, tmp_path):
         harness.unlink()
     n = len(_parse(rep / "gallery.html").imgs)
     assert f'data-result="{n} images, 0 broken"' in out.stdout, out.stdout[-2000:]
+
+
+def test_cross_dataset_row_has_its_own_gallery_and_unmatched_counts(gallery_run, tmp_path):
+    import json
+
+    import numpy as np
+
+    from featx.cache import Cache
+    from .classify_helpers import copy_cache
+
+    base = gallery_run[0]
+    with Cache(base / "c.h5") as c:
+        # the other set is a copy (same paths): by the row rule only the rows this model
+        # never trained or selected on (the test split) are evaluated
+        classes, labels, valid = list(c.classes), c.labels, c.valid & (c.split == 2)
+    renamed = [f"x{n}" if i < 2 else n for i, n in enumerate(classes)]
+    other = copy_cache(base / "c.h5", tmp_path / "other set.h5",
+                       lambda f: f.attrs.__setitem__("classes", json.dumps(renamed)))
+    rep = tmp_path / "rep"
+    res = run("fit", base / "c.h5", "--levels", "L0", "--cv", "2", "--eval", other,
+              "--report", rep, "--json", tmp_path / "x.json", "--quiet")
+    own, cross = read_json(tmp_path / "x.json")["rows"]
+    counts = {renamed[k]: int(((labels == k) & valid).sum()) for k in (0, 1)}
+    assert cross["cross_dataset"]["unmatched"] == counts
+    line = next(x for x in res.stdout.splitlines() if x.startswith(cross["name"]))
+    assert line.endswith(f"{sum(counts.values())} ({renamed[0]} {counts[renamed[0]]}, "
+                         f"{renamed[1]} {counts[renamed[1]]})")
+    page = _parse(rep / "gallery_other_set.html")
+    cm = np.array(cross["test"]["confusion"])
+    off = sorted(((cm[t, p], t, p) for t in range(8) for p in range(8) if t != p and cm[t, p]),
+                 key=lambda c: (-c[0], c[1], c[2]))
+    assert [(classes.index(t), classes.index(p), n) for t, p, n in page.sections] == [
+        (t, p, n) for n, t, p in off[:8]]
+    assert page.figures and not {f[1] for f in page.figures} & set(classes[:2])
+    assert all(re.fullmatch(r"gallery_other_set/\d{4}\.jpg", s) for s in page.imgs)
+    index = (rep / "index.html").read_text()
+    assert 'href="gallery_other_set.html"' in index and 'href="gallery.html"' in index
+    assert f"{renamed[0]} {counts[renamed[0]]}" in index

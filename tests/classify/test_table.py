@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -93,3 +94,21 @@ def test_finetune_eval_documents_and_errors(docs, tmp_path):
         bad = run("table", docs / "fit.json", path, ok=False)
         assert bad.exit_code == 1 and says in bad.output and str(path) in bad.output
         assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_cross_dataset_rows_leave_val_empty(docs):
+    """A cross-dataset row's val is the training cache's: the table leaves it empty."""
+    from classify.report import csv_table, text_table
+
+    row = read_json(docs / "fit.json")["rows"][0]
+    cross = dict(row, name="cross", cross_dataset={"unmatched": {"neutral": 3}})
+    got = list(csv.DictReader(io.StringIO(csv_table([row, cross]))))
+    assert float(got[0]["val_accuracy"]) == row["val"]["accuracy"]
+    assert got[1]["val_accuracy"] == got[1]["val_macro_recall"] == ""
+    assert got[1]["unmatched"] == "3 (neutral 3)" and got[0]["unmatched"] == ""
+    head, dashes, own, other = text_table([row, cross]).splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", dashes)]  # the columns' extents
+    cells = {head[a:b].strip(): (own[a:b].strip(), other[a:b].strip()) for a, b in spans}
+    assert cells["val acc"] == (f"{100 * row['val']['accuracy']:.2f}", "")
+    assert cells["val mrec"] == (f"{100 * row['val']['macro_recall']:.2f}", "")
+    assert cells["test acc"][0] == cells["test acc"][1] != ""
