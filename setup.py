@@ -8,6 +8,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["featx", "featx.*", "classify", "classify.*",
                                     "finetune", "finetune.*"]),
+    # the default `featx backbones` rows (featx.backbones.known)
+    package_data={"featx.backbones": ["known_rows.json"]},
     install_requires=[
         "torch>=2.4",
         # torchvision from the registry is built against CUDA torch: >=0.29 makes pip take the

@@ -35,7 +35,8 @@ class RowSpec:
     def name(self) -> str:
         return row_name(self.levels, self.model, self.weighted, self.meta)
 
-    def key(self, cache_fingerprint: str, seed: int, protocol: dict | None = None) -> str:
+    def key(self, cache_fingerprint: str, seed: int, protocol: dict | None = None,
+            fewshot: dict | None = None) -> str:
         """Names the stored result: what the row computes, not where the cache lies; the
         protocol as resolved (a task map's content, not its file name)."""
         from classify.models import make_model, model_kind
@@ -47,6 +48,8 @@ class RowSpec:
         key = {"cache": cache_fingerprint, "row": spec, "seed": seed,
                "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT,
                "protocol": protocol or {}}
+        if fewshot:
+            key["fewshot"] = fewshot
         return fingerprint(key)[:24]
 
 
@@ -158,12 +161,24 @@ def check_comparable(caches: Sequence[str]) -> None:
 
 
 def run_row(spec: RowSpec, seed: int | None, out_file: str, threads: int = 1,
-            split: str | None = None, task: str | None = None) -> list[dict]:
-    """Compute one row -- under k-fold, each fold's and the summary -- (its fits one after
-    another, each on `threads` OpenMP threads) and store it in `out_file`."""
+            split: str | None = None, task: str | None = None,
+            shots: Sequence[int] = (), trials: int = 5) -> list[dict]:
+    """Compute one row -- under k-fold, each fold's and the summary; with `shots`, each trial's
+    and each K's summary -- (its fits one after another, each on `threads` OpenMP threads) and
+    store it in `out_file`."""
     from classify.training import run_fit, run_stack
 
-    if spec.meta is None:
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        kw = (dict(model=spec.model, threads=threads) if spec.meta is None
+              else dict(base=spec.model, meta=spec.meta))
+        trained = fewshot_trained("fit" if spec.meta is None else "stack", spec.cache,
+                                  list(spec.levels), shots, trials, seed, split, task,
+                                  weighted=spec.weighted, jobs=1, quiet=True, **kw)
+        wanted = spec.model if spec.meta is None else f"stack:{spec.model}>{spec.meta}"
+        results = [r for r in trained.results if r.row["model"] == wanted]
+    elif spec.meta is None:
         trained = run_fit(spec.cache, list(spec.levels), spec.model, spec.weighted, seed=seed,
                           jobs=1, threads=threads, quiet=True, split=split, task=task)
         results = trained.results
@@ -234,8 +249,9 @@ class GridRun:
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
              seed: int | None = None, quiet: bool = False, split: str | None = None,
-             task: str | None = None) -> GridRun:
-    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes."""
+             task: str | None = None, shots: Sequence[int] = (), trials: int = 5) -> GridRun:
+    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes.
+    With `shots`: the few-shot protocol, each K's summaries compared with the baseline's."""
     from joblib import Parallel, delayed
     from featx.progress import track
 
@@ -250,12 +266,14 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         with Cache(c) as cache:
             fps[str(c)] = cache.fingerprint
             protos[str(c)] = resolve(cache, split, task, seed).record
+
     def model_seed(c: str) -> int:  # as training.run_fit chooses it
         return seed if seed is not None else int(protos[c]["seed"])
 
     rows_dir = Path(out) / "rows"
-    files = [rows_dir / f"{s.key(fps[s.cache], model_seed(s.cache), protos[s.cache])}.json"
-             for s in specs]
+    fewshot = {"shots": list(shots), "trials": trials} if shots else None
+    files = [rows_dir / f"{s.key(fps[s.cache], model_seed(s.cache), protos[s.cache], fewshot)}"
+                        f".json" for s in specs]
     from classify.zeroshot import zeroshot_rows
 
     # CLIP caches' zero-shot rows (cheap) first: one that cannot be made is refused before
@@ -273,19 +291,27 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
         threads = max(1, cpus // workers)
         gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task)
+            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task,
+                                      shots, trials)
             for i in todo)
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
                                quiet=quiet):
             done[i] = [_result(d) for d in stored]
-    # under k-fold a spec has its fold rows and then its summary (the row compared)
-    summaries = [done[i][-1] for i in range(len(specs))]
-    add_mcnemar(summaries + zeroshot, summaries[specs.index(base)],
-                seed=model_seed(str(caches[0])))
+    base_seed = model_seed(str(caches[0]))
+    if shots:  # each K's summary rows against the baseline's at that K
+        for k in shots:
+            summaries = [next(r for r in done[i] if r.row.get("shots") == k
+                              and r.row.get("trial") == "all") for i in range(len(specs))]
+            add_mcnemar(summaries, summaries[specs.index(base)], seed=base_seed)
+    else:
+        # under k-fold a spec has its fold rows and then its summary (the row compared)
+        summaries = [done[i][-1] for i in range(len(specs))]
+        add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=base_seed)
     results = [r for i in range(len(specs)) for r in done[i]] + zeroshot
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
 def _run_row_indexed(i: int, spec: RowSpec, seed: int | None, out_file: str, threads: int,
-                     split: str | None, task: str | None) -> tuple[int, list[dict]]:
-    return i, run_row(spec, seed, out_file, threads, split, task)
+                     split: str | None, task: str | None, shots: Sequence[int] = (),
+                     trials: int = 5) -> tuple[int, list[dict]]:
+    return i, run_row(spec, seed, out_file, threads, split, task, shots, trials)

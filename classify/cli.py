@@ -16,7 +16,9 @@ from featx.levels import parse_levels
 META_CHOICES = ("weighted", "logreg", "lgbm")  # classify.stacking.META_MODELS, without sklearn
 
 
-def _levels(ctx, param, value: str) -> list[str]:
+def _levels(ctx, param, value: str) -> list[str] | str:
+    if ":" in value:  # ALIAS:LEVEL items of several caches: classify.fusion parses them
+        return value
     try:
         return parse_levels(value)
     except FeatxError as e:
@@ -24,6 +26,7 @@ def _levels(ctx, param, value: str) -> list[str]:
 
 
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
+_CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
                      help="Write SPEC's {\"rows\": [...]} document here.")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
@@ -48,6 +51,12 @@ _DATA = click.option("--data", type=click.Path(exists=True),
 _FOLDS_DETAIL = click.option("--folds-detail", is_flag=True,
                              help="Under k-fold, also show each fold's row in the table and "
                                   "report (the JSON always holds them).")
+_SHOTS = click.option("--shots", default=None,
+                       help="Few-shot protocol: K[,K...] training images a class, drawn per "
+                            "trial (val and test unchanged); rows per trial and a summary per K "
+                            "with a t-interval over trials.")
+_TRIALS = click.option("--trials", type=int, default=5, show_default=True,
+                       help="With --shots: draws of the training images per K.")
 _WEIGHTED = click.option("--weighted", is_flag=True,
                          help="Class-balanced training (weights inversely proportional to "
                               "class frequency).")
@@ -60,12 +69,14 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     as (page name, title, evaluated). Tables show k-fold summaries (each fold's row with
     `folds_detail`); the JSON holds every row."""
     from classify.atomic import write_json
-    from classify.report import shown_rows, text_table, write_report
+    from classify.report import level_weights_lines, shown_rows, text_table, write_report
     from classify.rows import rows_document
 
     doc = rows_document(results)
     shown = shown_rows(doc["rows"], folds_detail)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     if json_path:
         write_json(json_path, doc)
     if report_dir:
@@ -171,6 +182,32 @@ def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None])
                 check_writable(path, flag, folder=is_folder)
 
 
+def _fused(caches: tuple[str, ...], levels):
+    """(what run_fit / run_stack take as the cache, its levels): one cache as it is, several
+    as a classify.fusion.Fused of the same images."""
+    if len(caches) == 1:
+        if isinstance(levels, str):
+            raise FeatxError(f"--levels {levels}: ALIAS:LEVEL names one of several caches; "
+                             f"with one cache give the levels alone")
+        return caches[0], levels
+    from classify.fusion import Fused
+
+    fused = Fused(caches, levels if isinstance(levels, str) else ",".join(levels))
+    return fused, fused.levels
+
+
+def _shots(spec: str | None, model_out: str | None, eval_cache: str | None) -> list[int]:
+    from classify.fewshot import parse_shots
+
+    shots = parse_shots(spec)
+    if shots and model_out:
+        raise FeatxError("--out with --shots: every trial trains its own model; save one "
+                         "without --shots")
+    if shots and eval_cache:
+        raise FeatxError("--eval with --shots: evaluate across datasets without --shots")
+    return shots
+
+
 def _jobs(jobs: int | None) -> int:
     if jobs is not None and jobs < 1:
         raise FeatxError(f"--jobs {jobs}: give a positive number")
@@ -183,9 +220,11 @@ def main() -> None:
 
 
 @main.command()
-@_CACHE
+@_CACHES
 @click.option("--levels", default="L4", show_default=True, callback=_levels,
-              help="Levels side by side: L4, L3,L4, L0-L4.")
+              help="Levels side by side: L4, L3,L4, L0-L4. Several caches of the same images "
+                   "(fusion): the levels of each, or ALIAS:LEVELS per cache, e.g. "
+                   "clip:emb,resnet101:L3-L4 (alias: the backbone's name or the file's stem).")
 @click.option("--model", type=click.Choice(list(MODELS)), default="logreg", show_default=True)
 @_WEIGHTED
 @click.option("--cv", type=int, default=None,
@@ -201,6 +240,8 @@ def main() -> None:
                    "same feature settings required).")
 @click.option("--class-map", type=click.Path(dir_okay=False),
               help="For --eval: other_class,train_class per line, for differing names.")
+@_SHOTS
+@_TRIALS
 @_FOLDS_DETAIL
 @_JSON
 @_REPORT
@@ -209,9 +250,10 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
-def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
-        class_map, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
-    """Train one model on CACHE's LEVELS; evaluate on val and test."""
+def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
+        class_map, shots, trials, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
+    """Train one model on CACHES' LEVELS (several caches of the same images: their levels side
+    by side); evaluate on val and test."""
     from classify.persist import save_model
     from classify.protocol import class_map_file
     from classify.training import run_fit
@@ -220,12 +262,23 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
-    _check_one_model(cache, split, model_out)
+    cache, levels = _fused(caches, levels)
+    if eval_cache and len(caches) > 1:
+        raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
+    _check_one_model(caches[0], split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
-    gallery = _images_found(cache, data, report_dir)
-    trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
-                      quiet=quiet, split=split, task=task, target=target,
-                      eval_cache=eval_cache, class_map=class_map_file(class_map))
+    gallery = _images_found(caches[0], data, report_dir)
+    shots = _shots(shots, model_out, eval_cache)
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        trained = fewshot_trained("fit", cache, levels, shots, trials, seed, split, task,
+                                  model=model, weighted=weighted, cv=cv, jobs=_jobs(jobs),
+                                  quiet=quiet, target=target)
+    else:
+        trained = run_fit(cache, levels, model, weighted, cv=cv, seed=seed, jobs=_jobs(jobs),
+                          quiet=quiet, split=split, task=task, target=target,
+                          eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify fit: {_summary_name(trained)}",
           _gallery_of(trained, data) if gallery else None, quiet,
@@ -236,8 +289,9 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 
 
 @main.command()
-@_CACHE
-@click.option("--levels", default="L0-L4", show_default=True, callback=_levels)
+@_CACHES
+@click.option("--levels", default="L0-L4", show_default=True, callback=_levels,
+              help="As fit's: one base model per (cache, level).")
 @click.option("--base", type=click.Choice(list(MODELS)), default="logreg", show_default=True,
               help="Per-level base model (its default hyperparameters).")
 @click.option("--meta", type=click.Choice(META_CHOICES), default="weighted", show_default=True,
@@ -248,6 +302,8 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @click.option("--out", "model_out", type=click.Path(dir_okay=False), help="Save the model here.")
 @_SPLIT
 @_TASK
+@_SHOTS
+@_TRIALS
 @_FOLDS_DETAIL
 @_JSON
 @_REPORT
@@ -256,19 +312,29 @@ def fit(cache, levels, model, weighted, cv, model_out, split, task, target, eval
 @_SEED
 @_JOBS
 @one_line_errors
-def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, folds_detail, data,
-          json_path, report_dir, quiet, seed, jobs):
-    """Stack per-level models of CACHE; rows for each level and for the stack."""
+def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, shots, trials,
+          folds_detail, data, json_path, report_dir, quiet, seed, jobs):
+    """Stack per-level models of CACHES (several caches of the same images: one per (cache,
+    level)); rows for each level and for the stack."""
     from classify.persist import save_model
     from classify.training import run_stack
 
     if folds < 2:
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
-    _check_one_model(cache, split, model_out)
+    cache, levels = _fused(caches, levels)
+    _check_one_model(caches[0], split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
-    gallery = _images_found(cache, data, report_dir)
-    trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
-                        jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
+    gallery = _images_found(caches[0], data, report_dir)
+    shots = _shots(shots, model_out, None)
+    if shots:
+        from classify.fewshot import fewshot_trained
+
+        trained = fewshot_trained("stack", cache, levels, shots, trials, seed, split, task,
+                                  base=base, meta=meta, weighted=weighted, folds=folds,
+                                  jobs=_jobs(jobs), quiet=quiet)
+    else:
+        trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
+                            jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
           f"classify stack: {_summary_name(trained)}",
           _gallery_of(trained, data) if gallery else None, quiet, folds_detail=folds_detail,
@@ -287,26 +353,29 @@ def stack(cache, levels, base, meta, weighted, folds, model_out, split, task, fo
 @_SPLIT
 @_TASK
 @_FOLDS_DETAIL
+@_SHOTS
+@_TRIALS
 @_JSON
 @_REPORT
 @_QUIET
 @_SEED
 @_JOBS
 @one_line_errors
-def ablate(caches, grid, out_dir, split, task, folds_detail, json_path, report_dir, quiet, seed,
-           jobs):
+def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
+           report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
 
     from classify.ablate import run_grid
     from classify.atomic import write_json, write_text
-    from classify.report import csv_table, markdown_table, shown_rows, text_table, write_report
+    from classify.report import (csv_table, level_weights_lines, markdown_table, shown_rows,
+                                 text_table, write_report)
     from classify.rows import rows_document
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
@@ -316,6 +385,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, json_path, report_d
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))
+    for line in level_weights_lines(shown):
+        click.echo(line)
     click.echo(f"{run.computed} rows computed, {run.reused} reused; table in "
                f"{out / 'ablation.md'}", err=True)
     if report_dir:
@@ -397,6 +468,7 @@ def convert(old, new, trust):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("target", type=click.Path())
+@click.argument("more", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--out", "csv_out", default="predictions.csv", show_default=True,
               type=click.Path(dir_okay=False))
 @click.option("--batch-size", default=64, show_default=True,
@@ -411,8 +483,10 @@ def convert(old, new, trust):
 @_DATA
 @_QUIET
 @one_line_errors
-def predict(model, target, csv_out, batch_size, device, report_dir, json_path, data, quiet):
-    """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL."""
+def predict(model, target, more, csv_out, batch_size, device, report_dir, json_path, data,
+            quiet):
+    """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL; a
+    fused model takes its caches in order: MODEL CACHE_A CACHE_B ..."""
     from pathlib import Path
 
     from classify.atomic import write_text
@@ -423,6 +497,13 @@ def predict(model, target, csv_out, batch_size, device, report_dir, json_path, d
     bundle = load_model(model)
     target = Path(target)
     root, escaped, gallery = target, True, bool(report_dir)
+    fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
+    if fused and "sources" not in bundle:
+        raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
+    if fused and target.is_dir():
+        raise FeatxError(f"{target}: a fused model predicts on its caches "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
+                         f"them with featx extract and give them in that order")
     if target.is_dir():
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
@@ -436,7 +517,12 @@ def predict(model, target, csv_out, batch_size, device, report_dir, json_path, d
                 with Cache(target) as c:
                     root = data_root(c.attrs, data, str(target))
                     escaped = bool(c.attrs.get("path_escapes"))
-        preds = predict_cache(bundle, target)
+        if fused:
+            from classify.fusion import predict_fused
+
+            preds = predict_fused(bundle, [str(target), *more])
+        else:
+            preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
     write_text(csv_out, predictions_csv(preds, bundle["classes"]))

@@ -216,6 +216,11 @@ def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated
     """The test images of a fit / stack run, with the model's probabilities; under k-fold every
     fold's test images (each image once, by the model that did not train on it)."""
     t = trained.tested
+    if not t:  # a run that kept no round's probabilities (few-shot): its last model's
+        from classify.training import Tested, _proba
+
+        te = trained.data["test"]
+        t = [Tested(te.paths, te.y, _proba(trained.estimator, te.X, len(trained.data.classes)))]
     attrs = trained.data.attrs
     return Evaluated(list(trained.data.classes), np.concatenate([x.y for x in t]),
                      np.concatenate([x.proba for x in t]), [p for x in t for p in x.paths],

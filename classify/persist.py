@@ -44,7 +44,8 @@ def model_bundle(trained) -> dict:
             "feature_fingerprint": data.feature_fingerprint, "classes": list(data.classes),
             "levels": list(data.levels), "dims": dict(data.dims), "recipe": trained.recipe,
             "extract": attrs, "rows": [r.row for r in trained.results],
-            "protocol": data.protocol, "seen": seen, SEEN_MEMBER: ids}
+            "protocol": data.protocol, "seen": seen, SEEN_MEMBER: ids,
+            **({"sources": data.model_sources()} if hasattr(data, "model_sources") else {})}
 
 
 def save_bundle(path: str | os.PathLike, bundle: dict) -> Path:

@@ -83,12 +83,20 @@ FOLDS = [("folds acc mean±std", lambda r: _fold_stat(r, "accuracy")),
          ("folds mrec mean±std", lambda r: _fold_stat(r, "macro_recall"))]
 
 
-def _ldl(r: dict) -> str:
-    m = r["test"].get("ldl")
-    return "" if not m else f"{m['kl']:.4f}"
+LDL_HEADERS = {"chebyshev": "Cheb↓", "clark": "Clark↓", "canberra": "Canb↓", "kl": "KL↓",
+               "cosine": "cos↑", "intersection": "inter↑"}  # classify.ldl.MEASURES
 
 
-LDL = ("test KL", _ldl)
+def _ldl(measure: str):
+    def cell(r: dict) -> str:
+        m = r["test"].get("ldl")
+        return "" if not m or m.get(measure) is None else f"{m[measure]:.4f}"
+    return cell
+
+
+LDL = [(f"test {h}", _ldl(m)) for m, h in LDL_HEADERS.items()]
+# a distribution row's accuracy is top-1 against each image's most-voted class
+ACC_OF = ("acc vs", lambda r: "most-voted" if r["test"].get("ldl") else "label")
 
 
 def _columns(rows: Sequence[dict]):
@@ -104,7 +112,8 @@ def _columns(rows: Sequence[dict]):
     if any(r.get("kfold") for r in rows):
         cols[-1:-1] = FOLDS
     if any(r["test"].get("ldl") for r in rows):
-        cols.append(LDL)
+        cols.insert(1, ACC_OF)
+        cols += LDL
     if any("mcnemar_p" in r for r in rows):
         cols.append(MCNEMAR)
     if any("macro_recall_p" in r for r in rows):
@@ -137,7 +146,7 @@ CSV_FIELDS = ["name", "cache", "levels", "model", "weighted", "val_accuracy", "v
               "test_n", "fold", "folds_test_accuracy_mean", "folds_test_accuracy_std",
               "folds_test_macro_recall_mean", "folds_test_macro_recall_std", "mcnemar_p",
               "mcnemar_a_only", "mcnemar_b_only", "macro_recall_p", "source", "protocol",
-              "unmatched"]
+              "unmatched", "acc_vs", *(f"test_{m}" for m in LDL_HEADERS)]
 
 
 def csv_table(rows: Sequence[dict]) -> str:
@@ -162,7 +171,8 @@ def csv_table(rows: Sequence[dict]) -> str:
                     "mcnemar_a_only": r.get("mcnemar", {}).get("a_only", ""),
                     "mcnemar_b_only": r.get("mcnemar", {}).get("b_only", ""),
                     "source": r.get("source", ""), "protocol": _protocol(r),
-                    "unmatched": _unmatched(r)})
+                    "unmatched": _unmatched(r), "acc_vs": ACC_OF[1](r),
+                    **{f"test_{m}": (t.get("ldl") or {}).get(m, "") for m in LDL_HEADERS}})
     return buf.getvalue()
 
 
@@ -253,13 +263,25 @@ def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None
 
 
 def is_fold_row(row: dict) -> bool:
-    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`)."""
-    return isinstance(row.get("fold"), int)
+    """One fold's row of a k-fold protocol (its summary row has `"fold": "all"`), or one
+    trial's of the few-shot protocol (its summary has `"trial": "all"`)."""
+    return isinstance(row.get("fold"), int) or isinstance(row.get("trial"), int)
 
 
 def shown_rows(rows: Sequence[dict], folds_detail: bool = False) -> list[dict]:
     """The rows a table shows: k-fold summaries, each fold's row only with `folds_detail`."""
     return [r for r in rows if folds_detail or not is_fold_row(r)]
+
+
+def level_weights_lines(rows: Sequence[dict]) -> list[str]:
+    """One line per weighted stack: its learned weight of each level (k-fold: mean±std)."""
+    out = []
+    for r in rows:
+        w, sd = r.get("level_weights"), r.get("level_weights_std") or {}
+        if w:
+            out.append(f"{r['name']}: level weights " + ", ".join(
+                f"{lv} {v:.3f}" + (f"±{sd[lv]:.3f}" if lv in sd else "") for lv, v in w.items()))
+    return out
 
 
 def _pick(rows: Sequence[dict], limit: int = 8) -> list[dict]:
@@ -284,6 +306,9 @@ def write_report(folder: str | os.PathLike, rows: Sequence[dict], classes: Seque
                       f"{r['name']} (test acc {_pct(r['test']['accuracy'])} %)")
         images.append((name, r["name"]))
     recall_png(folder / "recall.png", picked, classes)
+    from classify.figures import extra_figures
+
+    images = extra_figures(folder, rows) + images
     write_text(folder / "table.md", markdown_table(rows))
     write_text(folder / "table.csv", csv_table(rows))
     write_text(folder / "index.html", _page(title, rows, images, gallery, more_galleries))

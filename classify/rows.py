@@ -25,7 +25,14 @@ class Result:
 
 
 def level_label(levels: Sequence[str]) -> str:
-    """['L0'..'L4'] -> 'L0-L4'; ['L3', 'L4'] -> 'L3+L4'."""
+    """['L0'..'L4'] -> 'L0-L4'; ['L3', 'L4'] -> 'L3+L4'; fused blocks ['a:L3', 'a:L4', 'b:emb']
+    -> 'a:L3+L4+b:emb'."""
+    if any(":" in lv for lv in levels):
+        groups: dict[str, list[str]] = {}
+        for lv in levels:
+            alias, _, level = lv.rpartition(":")
+            groups.setdefault(alias, []).append(level)
+        return "+".join(f"{a}:{level_label(lvs)}" for a, lvs in groups.items())
     idx = [ALL_LEVELS.index(lv) for lv in levels]
     if len(idx) >= 3 and idx == list(range(idx[0], idx[-1] + 1)):
         return f"{levels[0]}-{levels[-1]}"
@@ -87,6 +94,12 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
                           [p for r in results for p in r.test_paths], seed=seed, **keep)
     summary.row["fold"] = "all"
     summary.row["kfold"] = kfold
+    weights = [r.row["level_weights"] for r in results if r.row.get("level_weights")]
+    if weights and len(weights) == len(results):  # a weighted stack: the folds' mean and std
+        w = np.array([[f[lv] for lv in weights[0]] for f in weights])
+        summary.row["level_weights"] = dict(zip(weights[0], map(float, w.mean(axis=0))))
+        summary.row["level_weights_std"] = dict(zip(weights[0], map(float, w.std(axis=0,
+                                                                                   ddof=1))))
     for s in ("val", "test"):
         ldl = [(r.row[s]["n"], r.row[s]["ldl"]) for r in results if r.row[s].get("ldl")]
         if ldl and sum(n for n, _ in ldl):

@@ -19,6 +19,7 @@ from featx.splits import has_rounds
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
+UNTUNED = " (untuned)"  # a stack's per-level rows: the base model's default hyperparameters
 
 
 @dataclass
@@ -68,7 +69,17 @@ def _need_test(data: LevelData) -> None:
 
 
 def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterable[LevelData]:
-    return [data] if data is not None else iter_rounds(cache, levels, split, task, seed)
+    if data is not None:
+        return [data]
+    if hasattr(cache, "rounds"):  # classify.fusion.Fused: several caches as one
+        return cache.rounds(split, task, seed)
+    return iter_rounds(cache, levels, split, task, seed)
+
+
+def _rounds_of(d: LevelData) -> bool:
+    """Whether `d` is a round of several (kfold:K; kfold:K:F names one, a few-shot draw hands
+    its rounds in one by one, fold unset)."""
+    return has_rounds(d.protocol.get("split")) and d.fold is not None
 
 
 def _seed(seed: int | None, d: LevelData) -> int:
@@ -78,13 +89,15 @@ def _seed(seed: int | None, d: LevelData) -> int:
 
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
+    if hasattr(cache, "row_extra"):
+        extra.update(cache.row_extra())
     if data.fold is not None:
         extra["fold"] = data.fold
     return extra
 
 
 def _finish(results: list[Result], last: LevelData, seed: int) -> list[Result]:
-    if not has_rounds(last.protocol.get("split")):  # one round (kfold:K:F names its fold)
+    if not _rounds_of(last):
         return results
     return fold_rows(results, last.classes, seed=seed)
 
@@ -107,7 +120,7 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
         check_same_features(eval_cache, cache)  # before any training
     results, est, d, recipe, tested = [], None, None, {}, []
     for d in _rounds(cache, levels, data, split, task, seed):
-        if eval_cache and has_rounds(d.protocol.get("split")):
+        if eval_cache and _rounds_of(d):
             raise FeatxError("--eval with a k-fold protocol: evaluate across datasets with one "
                              "model, trained on a ratio or the official split, or kfold:K:F")
         _need_test(d)
@@ -261,7 +274,7 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
             if key not in per_kind:
                 order.append(key)
             per_kind.setdefault(key, []).append(r)
-    if not has_rounds(d.protocol.get("split")):
+    if not _rounds_of(d):
         out = [per_kind[k][0] for k in order]
     else:
         out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=_seed(seed, d))]
@@ -291,9 +304,11 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
     results = []
     for li, lv in enumerate(levels):
         pred = {s: lp[s][:, li].argmax(axis=1) for s in lp}
-        results.append(make_result(row_name([lv], base, weighted), [lv], base, weighted,
-                                   d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
-                                   te.paths, seed=seed, **common))
+        # "(untuned)": fit's row of the same level and model chooses C etc. on val
+        results.append(make_result(row_name([lv], base, weighted) + UNTUNED, [lv], base,
+                                   weighted, d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
+                                   te.paths, seed=seed, selected_by="none (defaults)",
+                                   **common))
     proba = {s: (stacker.meta_.predict_proba(lp[s]) if len(lp[s])
                  else np.zeros((0, len(d.classes)))) for s in lp}
     pred = {s: p.argmax(axis=1) for s, p in proba.items()}

@@ -37,12 +37,20 @@ def describe(name: str) -> dict:
         cached = False
     return {"name": bb.name, "family": bb.family, "source": bb.source,
             "dims": dict(bb.dims), "tokens": sorted(bb.token_levels),
-            "default_pool": bb.default_pool, "input_size": pp.input_size,
+            "taps": {lv: f"{t.module or '(output)'}: {t.describe()}" for lv, t in bb.taps.items()},
+            "default_pool": bb.pool_for(bb.levels) or "(none for all levels)",
+            "input_size": pp.input_size,
             "preprocess": pp.describe(), "weights_from": bb.weights_from or "(none)",
             "cached": cached}
 
 
 def rows(names: Sequence[str] | None = None, progress=None) -> list[dict]:
+    if not names:  # the default listing: stored rows, no model built, no torch imported
+        from featx.backbones.known import rows as stored
+
+        known = stored()
+        if known is not None:
+            return known
     from featx.backbones import list_backbones
 
     names = list(names) if names else list_backbones() + list(EXAMPLES)
@@ -57,11 +65,20 @@ def rows(names: Sequence[str] | None = None, progress=None) -> list[dict]:
 def table(items: Sequence[dict]) -> str:
     head = ["name", "family", "levels (dims)", "input", "weights from", "cached"]
     body = [[r["name"], r["family"],
-             " ".join(str(d) for d in r["dims"].values())
-             + (" (tokens)" if r["tokens"] else ""),
+             " ".join(str(d) for d in r["dims"].values()) + _tokens(r),
              str(r["input_size"]), r["weights_from"], "yes" if r["cached"] else "no"]
             for r in items]
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in [head] + body]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _tokens(row: dict) -> str:
+    """' (tokens)' where every level before `emb` is a token sequence, ' (tokens: L4)' where
+    some are."""
+    levels = [lv for lv in row["dims"] if lv != "emb"]
+    tokens = [lv for lv in row["tokens"] if lv in levels]
+    if not tokens:
+        return ""
+    return " (tokens)" if len(tokens) == len(levels) else f" (tokens: {','.join(tokens)})"

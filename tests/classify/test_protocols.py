@@ -72,7 +72,7 @@ def test_stack_and_ablate_kfold(balanced, tmp_path):
     run("stack", balanced, "--levels", "L3,L4", "--split", "kfold:3", "--json", out, "--quiet")
     rows = read_json(out)["rows"]
     assert [r["name"] for r in rows if r["fold"] == "all"] == [
-        "L3 logreg", "L4 logreg", "stack L3+L4 logreg>weighted"]
+        "L3 logreg (untuned)", "L4 logreg (untuned)", "stack L3+L4 logreg>weighted"]
     assert len(rows) == 3 * 4
     abl = tmp_path / "abl"
     res = run("ablate", balanced, "--grid", "quick", "--split", "kfold:3", "--out", abl,

@@ -15,14 +15,14 @@ def test_stack_report(balanced, tmp_path):
     rows = read_json(tmp_path / "s.json")["rows"]
     pngs = sorted(p.name for p in rep.glob("*.png"))
     assert pngs == ["confusion_1.png", "confusion_2.png", "confusion_3.png", "confusion_4.png",
-                    "recall.png"]
+                    "recall.png", "weights.png"]  # the weighted meta's weight per level
     for p in rep.glob("*.png"):
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 5000
     page = (rep / "index.html").read_text()
     for r in rows:
         assert html.escape(r["name"]) in page
-    assert page.count("<img") == 5 and 'src="recall.png"' in page
+    assert page.count("<img") == 6 and 'src="recall.png"' in page
     # the best row by test accuracy comes first
     best = max(rows, key=lambda r: r["test"]["accuracy"])
     assert page.index(f"<figcaption>{html.escape(best['name'])}") < page.index("confusion_2.png")
