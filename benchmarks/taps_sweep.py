@@ -75,7 +75,8 @@ def run(args) -> None:
     if args.results.exists():
         done = {json.loads(line)["name"] for line in args.results.read_text().splitlines()
                 if line.strip()}
-    todo = [n for n in sample(catalogue(), args.sample, args.seed) if n not in done]
+    todo = [n for n in sample(catalogue(), args.sample, args.seed)
+            if n not in done and n.startswith(args.only)]
     todo = todo[: args.chunk] if args.chunk else todo
     print(f"{len(done)} done, {len(todo)} in this chunk")
     with args.results.open("a") as f:
@@ -118,6 +119,7 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=50, help="models in this run (0: all left)")
     p.add_argument("--max-params", type=float, default=60.0,
                    help="skip (and count) models above this many million parameters")
+    p.add_argument("--only", default="", help="names starting with this (timm/ or clip/)")
     p.add_argument("--summary", action="store_true")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()

@@ -294,8 +294,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
             delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task,
                                       shots, trials)
             for i in todo)
+        # the first row also pays the workers' start-up: the ETA counts from its end
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
-                               quiet=quiet):
+                               quiet=quiet, warmup=1):
             done[i] = [_result(d) for d in stored]
     base_seed = model_seed(str(caches[0]))
     if shots:  # each K's summary rows against the baseline's at that K

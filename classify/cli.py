@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from classify.models import MODELS
+from classify.tracking import tracked
 from featx.errors import FeatxError, one_line_errors
 from featx.levels import parse_levels
 
@@ -73,6 +74,7 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
     from classify.rows import rows_document
 
     doc = rows_document(results)
+    click.get_current_context().meta["classify.rows"] = doc  # for --track
     shown = shown_rows(doc["rows"], folds_detail)
     click.echo(text_table(shown))
     for line in level_weights_lines(shown):
@@ -173,6 +175,24 @@ def _cross_galleries(trained, report_dir, class_map, task) -> list:
     return out
 
 
+def _image_file(target: Path) -> bool:
+    """TARGET is one image file (by its extension); a file that is neither that nor HDF5 is a
+    one-line error saying what predict takes."""
+    import h5py
+
+    from featx.dataset import IMAGE_EXTENSIONS, is_image
+
+    if not target.is_file():
+        return False
+    if is_image(target.name):
+        return True
+    if not h5py.is_hdf5(target):
+        raise FeatxError(f"{target}: neither a feature cache (HDF5) nor an image file ("
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): give a cache, a folder of "
+                         f"images or one image")
+    return False
+
+
 def _check_outputs(files: dict[str, str | None], folders: dict[str, str | None]) -> None:
     from classify.atomic import check_writable
 
@@ -250,6 +270,7 @@ def main() -> None:
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("fit")
 def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eval_cache,
         class_map, shots, trials, folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Train one model on CACHES' LEVELS (several caches of the same images: their levels side
@@ -262,6 +283,11 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
     if class_map and not eval_cache:
         raise FeatxError("--class-map goes with --eval OTHER_CACHE")
+    from classify.models import ZERO_SHOT_MODELS
+
+    if model in ZERO_SHOT_MODELS and click.get_current_context().get_parameter_source(
+            "levels") == click.core.ParameterSource.DEFAULT:
+        levels = ["emb"]  # what these models work on
     cache, levels = _fused(caches, levels)
     if eval_cache and len(caches) > 1:
         raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
@@ -312,6 +338,7 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("stack")
 def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, shots, trials,
           folds_detail, data, json_path, report_dir, quiet, seed, jobs):
     """Stack per-level models of CACHES (several caches of the same images: one per (cache,
@@ -361,6 +388,7 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_SEED
 @_JOBS
 @one_line_errors
+@tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
            report_dir, quiet, seed, jobs):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
@@ -382,6 +410,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
     write_text(out / "ablation.md", markdown_table(shown))
     write_text(out / "ablation.csv", csv_table(doc["rows"]))
     write_json(out / "ablation.json", doc)
+    click.get_current_context().meta.update({"classify.rows": doc, "classify.files": [
+        out / "ablation.md", out / "ablation.csv"]})  # for --track
     if json_path:
         write_json(json_path, doc)
     click.echo(text_table(shown))
@@ -504,7 +534,7 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, json_p
         raise FeatxError(f"{target}: a fused model predicts on its caches "
                          f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
                          f"them with featx extract and give them in that order")
-    if target.is_dir():
+    if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions
@@ -525,31 +555,31 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, json_p
             preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
+    from classify.predict import scored
+    from classify.rowrule import SEEN_MEMBER, seen_mask
+
+    sc = scored(preds, bundle) if report_dir or json_path else None
+    if sc is not None and not len(sc.rows):  # refused before anything is written
+        raise FeatxError(f"{target}: no image to score: {sc.n_seen} were the model's training "
+                         f"or validation rows, {sc.n_unknown} have no true class among its "
+                         f"classes ({', '.join(bundle['classes'])}) under its task "
+                         f"{(bundle.get('protocol') or {}).get('task', 'emotion')}")
     write_text(csv_out, predictions_csv(preds, bundle["classes"]))
     failed = sum(1 for e in preds.errors if e)
     click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
                + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
                err=True)
-    from classify.predict import scored
-    from classify.rowrule import SEEN_MEMBER, seen_mask
-
     if target.is_dir() and bundle.get(SEEN_MEMBER) is not None:
         n = int(seen_mask(bundle, preds.paths).sum())
         if n:
             click.echo(f"warning: {n} of the {len(preds.paths)} images have the relative paths "
                        f"of {Path(model).name}'s training or validation rows"
-                       + (": they are not scored" if report_dir or json_path else ""), err=True)
-    if not (report_dir or json_path):
+                       + (": they are not scored" if sc else ""), err=True)
+    if sc is None:
         return
-    sc = scored(preds, bundle)
     if sc.n_seen and not target.is_dir():
         click.echo(f"note: {sc.n_seen} labelled rows of {target.name} were "
                    f"{Path(model).name}'s training or validation rows: not scored", err=True)
-    if not len(sc.rows):
-        raise FeatxError(f"{target}: no image to score: {sc.n_seen} were the model's training "
-                         f"or validation rows, {sc.n_unknown} have no true class among its "
-                         f"classes ({', '.join(bundle['classes'])}) under its task "
-                         f"{(bundle.get('protocol') or {}).get('task', 'emotion')}")
     _emit_predict(bundle, model, target, preds, sc, json_path, report_dir,
                   (root, escaped) if gallery else None, quiet)
 

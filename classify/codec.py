@@ -171,6 +171,25 @@ def _stacker_dec(node, arrays, key):
     return est
 
 
+def _zs_enc(est, arrays, key):
+    # classify.zsprobes: the prompts as a fitted array, the probe (if any) as its own node
+    node = {"params": _simple_params(est),
+            "attrs": _attrs(est, arrays, key, ("text_", "classes_", "keys_", "key_labels_"))}
+    if hasattr(est, "probe_"):
+        node["probe"] = encode(est.probe_, arrays, f"{key}/probe")
+    return node
+
+
+def _zs_dec(node, arrays, key):
+    from classify import zsprobes
+
+    cls = zsprobes.ZeroShotEnsemble if node["type"] == "zs_ensemble" else zsprobes.TipAdapter
+    est = _set_attrs(cls(**node["params"]), node, arrays)
+    if "probe" in node:
+        est.probe_ = decode(node["probe"], arrays)
+    return est
+
+
 def _codecs() -> list[Codec]:
     def cls(module: str, name: str) -> Callable[[], type]:
         def get():
@@ -203,6 +222,8 @@ def _codecs() -> list[Codec]:
               _flatten_dec),
         Codec("level_stacker", cls("classify.stacking", "LevelStacker"), _stacker_enc,
               _stacker_dec),
+        Codec("zs_ensemble", cls("classify.zsprobes", "ZeroShotEnsemble"), _zs_enc, _zs_dec),
+        Codec("tip_adapter", cls("classify.zsprobes", "TipAdapter"), _zs_enc, _zs_dec),
     ]
 
 

@@ -87,7 +87,7 @@ def iter_rounds(path: str | os.PathLike, levels: Sequence[str], split: str | Non
     from disk once; a round's matrices exist only while it is being used."""
     with Cache(path) as cache:
         cache.check_levels(levels)
-        res = resolve(cache, split, task, seed)
+        res = resolve(cache, split, task, seed, owner=f"the training cache {path}")
         rnds, labels, classes, dist = res.rounds, res.labels, res.classes, res.dist
         valid = cache.valid
         all_paths = cache.paths
@@ -178,7 +178,8 @@ def load_eval_rows(path: str | os.PathLike, data: LevelData, task: str | None = 
         if bad:
             raise CacheError(f"{path}: level {bad[0]} has {cache.dims[bad[0]]} dims, "
                              f"{data.cache} has {data.dims[bad[0]]}")
-        classes, labels, dist, _, _ = task_labels(cache, task)
+        classes, labels, dist, _, _ = task_labels(cache, task,
+                                                  owner=f"the --eval cache {path}")
         rows = np.flatnonzero(cache.valid)
         X = _read_rows(cache, data.levels, {"all": rows})["all"]
         paths = cache.paths

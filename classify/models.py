@@ -112,8 +112,24 @@ MODELS: dict[str, ModelKind] = {
         ModelKind("lgbm", _lgbm, {"n_estimators": [50, 150, 300], "num_leaves": [7, 31]},
                   "LightGBM gradient-boosted trees (sklearn API)",
                   staged=Staged("n_estimators", _lgbm_predict, _lgbm_truncate), cost=20.0),
+        # CLIP caches only (their /zeroshot prompts): classify.zsprobes chooses these on val
+        ModelKind("zs-ensemble", lambda **kw: _zs("ZeroShotEnsemble", **kw),
+                  {"C": [0.01, 0.1, 1.0], "alpha": "0..1 by 0.1"},
+                  "linear probe on emb mixed with the zero-shot head (log-probabilities)"),
+        ModelKind("tip-adapter", lambda **kw: _zs("TipAdapter", **kw),
+                  {"alpha": "classify.zsprobes.TIP_ALPHAS", "beta": "TIP_BETAS"},
+                  "Tip-Adapter: zero-shot logits plus a key-value cache of the training emb"),
     )
 }
+ZERO_SHOT_MODELS = ("zs-ensemble", "tip-adapter")
+
+
+def _zs(name: str, weighted: bool = False, seed: int = 0, threads: int | None = None):
+    from classify import zsprobes
+
+    if name == "TipAdapter":
+        return zsprobes.TipAdapter()
+    return zsprobes.ZeroShotEnsemble(weighted=weighted, seed=seed)
 
 
 def model_kind(name: str) -> ModelKind:

@@ -113,10 +113,14 @@ def find_images(folder: Path) -> list[str]:
 
 def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int = 64,
                    device: str = "auto", quiet: bool = False) -> Predictions:
-    """Extract features of the images under `folder` with the model's cache settings, then
-    predict; refuses if the extracted features would not match the model's."""
+    """Extract features of the images under `folder` (or of the one image `folder` names) with
+    the model's cache settings, then predict; refuses if the extracted features would not match
+    the model's."""
     folder = Path(folder)
-    rel = find_images(folder)
+    if folder.is_file():  # one image
+        folder, rel = folder.parent, [folder.name]
+    else:
+        rel = find_images(folder)
     if not rel:
         raise FeatxError(f"{folder}: no images found")
     ex = bundle.get("extract", {})
@@ -126,12 +130,13 @@ def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int =
                          f"({', '.join(k for k in needed if k not in ex)} missing): predict "
                          f"on a cache instead")
     from featx.extract import extract_images  # torch: only for this path
+    from featx.preprocess import is_fast_decode
 
     features, valid, errors, fp = extract_images(
         [folder / p for p in rel], backbone=ex["backbone"], weights=ex["weights_source"],
         layers=ex["layers"], pool=ex["pool"], image_size=int(ex["image_size"]),
         dtype=ex["dtype"], seed=int(ex.get("seed", 0)), batch_size=batch_size, device=device,
-        quiet=quiet)
+        quiet=quiet, fast_decode=is_fast_decode(str(ex.get("preprocessing", ""))))
     if fp != bundle["feature_fingerprint"]:
         raise FeatxError(f"{folder}: features extracted here do not match the model's "
                          f"(feature_fingerprint {fp[:12]} != {bundle['feature_fingerprint'][:12]}"

@@ -45,10 +45,11 @@ def cache_seed(cache: Cache) -> int:
         return 0
 
 
-def resolve(cache: Cache, split: str | None, task: str | None, seed: int | None) -> Resolved:
+def resolve(cache: Cache, split: str | None, task: str | None, seed: int | None,
+            owner: str | None = None) -> Resolved:
     """The cache's stored protocol (split, fold, seed, task), each part replaced by the option
-    given (None: not given)."""
-    classes, labels, dist, task_rec, strat = task_labels(cache, task)
+    given (None: not given); `owner` names the cache in a task error."""
+    classes, labels, dist, task_rec, strat = task_labels(cache, task, owner)
     own = split is None or split == "official"  # the cache's split, made with its seed
     split_seed = cache_seed(cache) if own or seed is None else int(seed)
     spec, rnds = rounds(cache, split, split_seed, strat)
@@ -93,7 +94,7 @@ def task_record(name: str, task_map: dict[str, str] | None) -> dict:
             "task_hash": fingerprint({"map": task_map})[:16] if task_map else None}
 
 
-def task_labels(cache: Cache, task: str | None
+def task_labels(cache: Cache, task: str | None, owner: str | None = None
                 ) -> tuple[list[str], np.ndarray, np.ndarray | None, dict, np.ndarray]:
     """(classes, labels, label distributions, task record, the labels a re-split stratifies
     on) of `cache` under `task` (None: the task it was extracted with)."""
@@ -106,7 +107,7 @@ def task_labels(cache: Cache, task: str | None
         return classes, labels, dist, task_record(own, own_map), strat
     if source is not None:
         src_classes, src_labels = source
-        mapped = class_mapping(src_classes, task)
+        mapped = class_mapping(src_classes, task, owner)
         if mapped is None:  # the original classes themselves
             return (src_classes, src_labels, None, task_record(task_name(task), None), strat)
         new, index = mapped
@@ -115,7 +116,7 @@ def task_labels(cache: Cache, task: str | None
         return (new, new_labels, dist if same else None,
                 task_record(task_name(task), {c: new[i] for c, i in zip(src_classes, index)}),
                 strat)
-    mapped = None if task == "emotion" else _try_mapping(classes, task, own == "emotion")
+    mapped = None if task == "emotion" else _try_mapping(classes, task, own == "emotion", owner)
     if mapped is None:
         raise CacheError(f"--task {task}: {cache.path} was extracted with --task {own} and "
                          f"does not keep its original labels (extracted before featx kept "
@@ -129,9 +130,9 @@ def task_labels(cache: Cache, task: str | None
             task_record(task_name(task), full), strat)
 
 
-def _try_mapping(classes: list[str], task: str, strict: bool):
+def _try_mapping(classes: list[str], task: str, strict: bool, owner: str | None):
     try:
-        return class_mapping(classes, task)
+        return class_mapping(classes, task, owner)
     except FeatxError:
         if strict:
             raise

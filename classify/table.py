@@ -15,8 +15,9 @@ TEST_FILES = {"test.json": ("best.pt", "val_", ""), "test_ema.json": ("best_ema.
 
 def run_protocol(config: dict) -> dict:
     """A finetune run's protocol (from its config.json) in the shape classify rows record."""
+    task = (config.get("data_options") or {}).get("task", "emotion")
     return {"split": str(config.get("split", "")), "seed": int(config.get("seed", 0)),
-            "task": "emotion"}
+            "task": task if isinstance(task, str) else f"map:{task.get('map')}"}
 
 
 def finetune_row(config: dict) -> dict:

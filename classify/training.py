@@ -142,15 +142,25 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
 
 
 def _fit_labels(d: LevelData, cache, model, weighted, cv, seed, jobs, threads, quiet):
+    from classify.models import ZERO_SHOT_MODELS
     from classify.select import select_and_fit
 
     tr, va, te = d["train"], d["val"], d["test"]
+    if model in ZERO_SHOT_MODELS and (cv or hasattr(cache, "rounds")):
+        raise FeatxError(f"--model {model}: one CLIP cache, hyperparameters chosen on val "
+                         f"(no --cv, no fusion)")
     if not cv and len(va.y) == 0:
         raise CacheError(f"{d.cache}: no valid validation images to choose hyperparameters "
                          f"on: pass --cv K to choose them by cross-validation on train")
-    sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
-                         weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
-                         quiet=quiet)
+    if model in ZERO_SHOT_MODELS:  # CLIP caches: their prompts; alpha (beta) chosen on val
+        from classify.zsprobes import select_zs
+
+        sel = select_zs(model, d.cache, d.levels, d.classes, tr.X, tr.y, va.X, va.y, weighted,
+                        seed)
+    else:
+        sel = select_and_fit(model, tr.X, tr.y, None if cv else va.X, None if cv else va.y,
+                             weighted=weighted, cv=cv, seed=seed, jobs=jobs, threads=threads,
+                             quiet=quiet)
     est = sel.estimator
     res = make_result(row_name(d.levels, model, weighted), d.levels, model, weighted, d.classes,
                       (va.y, _predict(est, va.X)), (te.y, _predict(est, te.X)), te.paths,
@@ -285,7 +295,11 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
 
 
 def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, quiet):
-    from classify.models import make_model
+    from classify.models import ZERO_SHOT_MODELS, make_model
+
+    if base in ZERO_SHOT_MODELS:
+        raise FeatxError(f"--base {base}: not a per-level base model (it needs the emb level "
+                         f"and the prompts); use classify fit --model {base}")
     from classify.stacking import LevelStacker
 
     _need_test(d)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from featx.datasets.names import FORMATS
+from featx.datasets.options import data_options
 from featx.errors import one_line_errors
 
 
@@ -45,16 +45,7 @@ def main() -> None:
               help="train/val/test percentages (default: the dataset's official split, else "
                    "80/5/15), kfold:K (a fold per image) or kfold:K:F (fold F as test)")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="dataset layout (default: detected; an uncertain detection asks for this)")
-@click.option("--conflicts", type=click.Choice(["keep", "drop", "majority"]), default="keep",
-              show_default=True, help="identical files with different labels")
-@click.option("--label", type=click.Choice(["keyword", "dominant"]), default="keyword",
-              show_default=True, help="emotion6: folder keyword or most-voted emotion")
-@click.option("--agree", type=click.Choice(["5", "4", "3"]), default="5", show_default=True,
-              help="twitter1: the 5/4/3-agree subset")
-@click.option("--task", default="emotion", show_default=True,
-              help="emotion, sentiment (SPEC's map) or a map file class,sentiment")
+@data_options()
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="cache file (default: cache/<data>-<backbone>-<pool>.h5)")
 @click.option("--chunk-size", type=int, default=None,
@@ -65,15 +56,9 @@ def main() -> None:
 @click.option("--prompts", type=click.Path(path_type=Path), default=None,
               help="CLIP zero-shot templates, one per line with {} for the class name "
                    "(default: featx's emotion templates); stored in the cache")
-@click.option("--hf-split", default=None,
-              help="--format hf: read this split only (default: all, train/validation/test "
-                   "become the split)")
-@click.option("--image-column", default=None, help="--format hf: the image column (default: "
-                                                   "the Image feature / bytes column)")
-@click.option("--label-column", default=None, help="--format hf: the label column (default: "
-                                                   "the ClassLabel / 'label' column)")
-@click.option("--id-column", default=None, help="--format hf: stored paths from this column "
-                                                "(default: <split>/<row>)")
+@click.option("--fast-decode", is_flag=True,
+              help="decode large JPEGs at a reduced scale (libjpeg draft): faster, but not the "
+                   "pixels of the full decode; recorded in the fingerprint")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar or messages")
 @one_line_errors
 def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | None,
@@ -81,7 +66,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
             batch_size: int, workers: int | None, device: str, dtype: str | None, split: str,
             seed: int, fmt: str | None, conflicts: str, label: str, agree: str, task: str,
             out: Path | None, chunk_size: int | None, decode: str, prompts: Path | None,
-            quiet: bool, **read_options: str | None) -> None:
+            fast_decode: bool, quiet: bool, **read_options: str | None) -> None:
     """Extract pooled L0..L4 features of DATA (class folders, a CSV, or a published dataset:
     FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II) into a cache.
 
@@ -96,7 +81,7 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
                         device=device, dtype=dtype, split=split, seed=seed, out=out,
                         quiet=quiet, chunk_size=chunk_size, decode=decode, prompts=prompts,
                         format=fmt, conflicts=conflicts, label=label, agree=int(agree),
-                        task=task, **read_options)
+                        task=task, fast_decode=fast_decode, **read_options)
     try:
         result = run_extract(cfg, log=_err)
     finally:
@@ -108,6 +93,26 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
     for line in describe_failures(result):
         _err(line)
     click.echo(show(result.out))
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backbone", required=True, help="as for extract")
+@click.option("--image-size", default=None, type=int,
+              help="input size (default: the model's own)")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="folder for <name>.npy (the normalised input) and <name>.png")
+@click.option("--fast-decode", is_flag=True, help="as for extract")
+@click.option("--quiet", "-q", is_flag=True)
+@one_line_errors
+def preview(images: tuple[Path, ...], backbone: str, image_size: int | None, out: Path,
+            fast_decode: bool, quiet: bool) -> None:
+    """Write what the model receives for each of IMAGES: the normalised float32 [3, H, W]
+    tensor (.npy) and its de-normalised picture (.png)."""
+    from featx.pixels.preview import write_previews
+
+    write_previews(list(images), backbone, out, image_size=image_size, fast=fast_decode,
+                   log=(lambda msg: None) if quiet else click.echo)
 
 
 @main.command()

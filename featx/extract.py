@@ -68,6 +68,7 @@ class ExtractConfig:
     chunk_size: int | None = None  # rows per resumable chunk; a multiple of batch_size
     decode: str = "auto"
     prompts: Path | None = None  # CLIP zero-shot templates file (default: featx.zeroshot's)
+    fast_decode: bool = False  # JPEG draft decoding: faster, not the same pixels
     hf_split: str | None = None  # --format hf: one split (default: all)
     image_column: str | None = None  # --format hf: default detected
     label_column: str | None = None
@@ -171,15 +172,27 @@ def _check_parts(parts: Parts, settings: dict, fp: str) -> dict | None:
         return None
     meta = parts.read_meta()
     if meta.get("fingerprint") != fp:
+        old = meta.get("settings", {})
+        # a run of this very model with featx's older taps: no command can finish it now
+        retapped = old.get("backbone") != settings["backbone"] and \
+            settings["backbone"].startswith(f"{old.get('backbone')} (")
         raise FeatxError(f"{parts.dir} holds an unfinished run with other settings (fingerprint "
                          f"{str(meta.get('fingerprint'))[:12]}, this run {fp[:12]}: "
-                         f"{difference(meta.get('settings', {}), settings)}); rerun that command "
-                         f"to finish it, or delete the folder")
+                         f"{difference(old, settings)}); "
+                         + ("it was made with featx's older taps of this model: delete the folder"
+                            if retapped else "rerun that command to finish it, or delete the "
+                            "folder"))
     return meta
 
 
-def _choose_decoder(mode: str, device, inside: bool = False):
-    """`inside`: the images lie inside shards or tables, which only the CPU decoder reads."""
+def _choose_decoder(mode: str, device, inside: bool = False, fast: bool = False):
+    """`inside`: the images lie inside shards or tables, which only the CPU decoder reads;
+    `fast`: --fast-decode."""
+    decoder = _decoder(mode, device, inside)
+    return decoder.fast() if fast else decoder
+
+
+def _decoder(mode: str, device, inside: bool):
     from featx.loader import CPU_DECODER
     if mode == "cpu" or (mode == "auto" and (device.type != "cuda" or inside)):
         return CPU_DECODER
@@ -236,7 +249,10 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
     dtype = cfg.dtype or default_dtype(device)
     check_weights(bb, cfg.weights)
     coll = collection_for(cfg)
-    decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None)
+    say(f"dataset      {coll.dataset_format} ({'--format' if cfg.format else 'detected'}) "
+        f"from {show(cfg.data)}")
+    decoder = _choose_decoder(cfg.decode, device, inside=coll.members is not None,
+                              fast=cfg.fast_decode)
     if cfg.split and "/" in cfg.split and coll.split_spec in ("official", "csv"):
         say(f"note: {show(cfg.data)} has its own split ({coll.split_spec}), used as it is; "
             f"`classify --split {cfg.split}` re-splits the cache's images")
@@ -318,7 +334,7 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
         pool=pool, dtype=dtype, classes=coll.classes, split_spec=coll.split_spec,
         seed=cfg.seed, fingerprint=fp,
         extra={"layers": levels, "preprocessing": settings["preprocessing"],
-               **_preprocess_attrs(pp, bb),
+               **_preprocess_attrs(pp, bb), "decoding": decoder.preprocessing,
                "precision": settings["precision"], "weights_source": _weights_source(cfg.weights),
                "feature_fingerprint": feat_fp, "files_fingerprint": settings["files"],
                "duplicates": len(coll.duplicates),
@@ -393,33 +409,19 @@ def _preprocess_attrs(pp, bb) -> dict:
     """The model's preprocessing and what its levels are, as root attributes."""
     return {"input_size": pp.input_size, "resize_size": pp.resize_size, "crop_pct": pp.crop_pct,
             "interpolation": pp.interpolation, "mean": list(pp.mean), "std": list(pp.std),
+            "resize_mode": pp.resize_mode, "fill": list(pp.fill), "preprocess": pp.describe(),
             "backbone_source": bb.source, "backbone_family": bb.family,
             "token_levels": sorted(bb.token_levels)}
 
 
 def collection_for(cfg: ExtractConfig) -> Collection:
     """The run's images: DATA read with its reader, split, relabelled for --task."""
-    from featx.datasets import ReadOptions
-    from featx.tasks import class_mapping, map_dist, map_labels
+    from featx.datasets.options import DataOptions
 
-    coll = load_collection(cfg.data, cfg.split, cfg.seed, format=cfg.format,
-                           conflicts=cfg.conflicts,
-                           options=ReadOptions(label=cfg.label, agree=cfg.agree,
-                                               hf_split=cfg.hf_split,
-                                               image_column=cfg.image_column,
-                                               label_column=cfg.label_column,
-                                               id_column=cfg.id_column))
-    mapped = class_mapping(coll.classes, cfg.task)
-    if mapped is not None:
-        classes, index = mapped
-        # kept so that classify re-splits on the labels this split was stratified on
-        coll.source_labels, coll.source_classes = coll.labels, list(coll.classes)
-        coll.task_map = {c: classes[i] for c, i in zip(coll.classes, index)}
-        coll.labels = map_labels(coll.labels, index).astype(np.int16)
-        if coll.label_dist is not None:
-            coll.label_dist = map_dist(coll.label_dist, index, len(classes)).astype(np.float32)
-        coll.classes = classes
-    return coll
+    return DataOptions(format=cfg.format, conflicts=cfg.conflicts, label=cfg.label,
+                       agree=cfg.agree, task=cfg.task, hf_split=cfg.hf_split,
+                       image_column=cfg.image_column, label_column=cfg.label_column,
+                       id_column=cfg.id_column).collection(cfg.data, cfg.split, cfg.seed)
 
 
 def _weights_source(weights: str) -> str:
@@ -522,7 +524,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
                    dtype: str | None,
                    seed: int = 0, batch_size: int = 64, workers: int | None = None,
                    device: str = "auto", quiet: bool = False, decode: str = "auto",
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
+                   fast_decode: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, list[str], str]:
     """Features of arbitrary image files in memory, by the same preprocessing and model path as
     `featx extract` (no cache written): ({level: [n, D]}, valid [n], errors [n],
     feature_fingerprint) -- compare the last with a cache's `feature_fingerprint` attribute."""
@@ -534,7 +536,7 @@ def extract_images(paths: Sequence[Path], *, backbone: str, weights: str,
     dtype = dtype or default_dtype(dev)
     _check_options(ExtractConfig(data=Path("."), image_size=image_size, batch_size=batch_size,
                                  workers=workers, dtype=dtype, pool=pool, decode=decode))
-    decoder = _choose_decoder(decode, dev)
+    decoder = _choose_decoder(decode, dev, fast=fast_decode)
     bb = get_backbone(backbone)
     pool = resolve_pool(bb, levels, pool)
     pp = bb.preprocess(image_size)

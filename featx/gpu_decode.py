@@ -1,8 +1,9 @@
 """JPEG decoding on the GPU (nvJPEG via torchvision.io.decode_jpeg), for `--decode gpu|auto`.
 
 Workers only read the file bytes and the EXIF orientation (PIL parses the header, no pixels);
-the main process decodes the whole batch on the device, then orients, resizes (bilinear,
-antialiased) and centre-crops it there. Anything else -- not a JPEG, CMYK, too large, or a file
+the main process decodes the whole batch on the device, then orients, resizes (the recipe's
+interpolation, antialiased; the same sizes, padding and crop offsets as the CPU path) and crops it
+there. Anything else -- not a JPEG, CMYK, too large, or a file
 nvJPEG rejects -- goes through the CPU decoder, so every image is treated as `--decode cpu` would
 treat it, only faster.
 """
@@ -22,9 +23,11 @@ from torch.utils.data import Dataset
 from featx.decode import MAX_PIXELS
 from featx.backbones.registry import Preprocess
 from featx.loader import Batch, Decoder
-from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed, resized_shape
+from featx.preprocess import PREPROCESSING, as_preprocess, geometry, load_preprocessed
 
-GPU_PREPROCESSING = PREPROCESSING + ";decode=nvjpeg,orient+resize=torch-bilinear-antialias"
+GPU_PREPROCESSING = PREPROCESSING + ",decode=nvjpeg,orient+resize=torch-antialias"
+# what torch.nn.functional.interpolate can do on the device; other filters decode on the CPU
+GPU_INTERPOLATIONS = ("bilinear", "bicubic")
 EXIF_ORIENTATION = 0x0112
 
 # EXIF orientation -> the [3, H, W] transform that shows the image upright (as PIL's
@@ -47,21 +50,23 @@ Item = tuple[int, str, Tensor | None, int, Tensor | None, str]
 class JpegBytes(Dataset):
     """Raw bytes of plain RGB/grayscale JPEGs; everything else decoded on the CPU right away."""
 
-    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess):
+    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess, fast: bool = False):
         self.paths = [str(p) for p in paths]
         self.pp = as_preprocess(image_size)
         self.image_size = self.pp.input_size
+        self.fast = fast  # --fast-decode: for the files decoded on the CPU
+        self.on_gpu = self.pp.interpolation in GPU_INTERPOLATIONS
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Item:
-        raw = _jpeg_for_gpu(self.paths[i])
+        raw = _jpeg_for_gpu(self.paths[i]) if self.on_gpu else None
         if raw is not None:
             data, orientation = raw
             return i, self.paths[i], data, orientation, None, ""
         try:
-            img, error = load_preprocessed(self.paths[i], self.pp)
+            img, error = load_preprocessed(self.paths[i], self.pp, self.fast)
         except Exception as e:  # a decoder bug must cost one image, not the run
             img = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"unexpected decoding error ({type(e).__name__}: {e})"
@@ -91,18 +96,27 @@ def collate_items(items: list[Item]) -> list[Item]:
 
 
 def orient_resize_crop(img: Tensor, orientation: int, size: int | Preprocess) -> Tensor:
-    """uint8 [3, H, W] (any device) -> upright, shorter side to the resize size, centre crop."""
+    """uint8 [3, H, W] (any device) -> upright, resized, padded and cropped as the CPU path
+    (featx.preprocess.geometry) does it."""
     pp = as_preprocess(size)
-    size = pp.input_size
+    s = pp.input_size
     img = ORIENT[orientation](img)
     h, w = img.shape[-2:]
-    nw, nh = resized_shape(w, h, size, pp.resize_size)
-    if (nh, nw) != (h, w):
+    g = geometry(w, h, pp)
+    if g.size is not None:
+        nw, nh = g.size
         x = F.interpolate(img[None].float(), size=(nh, nw), mode=pp.interpolation,
                           align_corners=False, antialias=True)
         img = x[0].round_().clamp_(0, 255).to(torch.uint8)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return img[:, top:top + size, left:left + size]
+    if any(g.pad):
+        left, top, right, bottom = g.pad
+        canvas = torch.tensor(pp.pad_fill, dtype=torch.uint8, device=img.device).view(3, 1, 1)
+        canvas = canvas.expand(3, img.shape[1] + top + bottom, img.shape[2] + left + right)
+        canvas = canvas.clone()
+        canvas[:, top:top + img.shape[1], left:left + img.shape[2]] = img
+        img = canvas
+    left, top = g.crop
+    return img[:, top:top + s, left:left + s]
 
 
 def _decode(datas: list[Tensor], device: torch.device) -> list[Tensor | None]:

@@ -59,7 +59,13 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
             f"split        {a['split_spec']} (seed {a['seed']})",
             f"fingerprint  {c.fingerprint}",
         ]
-        if "resize_size" in a:  # the model's own preprocessing (featx >= the backbones issue)
+        if "feature_fingerprint" in a:  # what `classify --eval` and `predict` compare
+            lines.append(f"features     {a['feature_fingerprint']} (feature_fingerprint: "
+                         f"backbone, weights, levels, pool, preprocessing; not the files)")
+        if "preprocess" in a:  # the model's recipe as featx applies it, and the decoding
+            lines.insert(7, f"preprocess   {a['preprocess']}")
+            lines.insert(8, f"decoding     {a.get('decoding', a['preprocessing'].split(';')[0])}")
+        elif "resize_size" in a:  # the model's own preprocessing (featx >= the backbones issue)
             mean, std = json.loads(a["mean"]), json.loads(a["std"])
             lines.insert(7, f"preprocess   resize shorter side to {a['resize_size']} "
                             f"({a['interpolation']}), centre crop {a['input_size']} (crop_pct "

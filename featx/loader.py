@@ -6,10 +6,11 @@ the same images whether a run was interrupted or not and whichever rank runs it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from featx.errors import FeatxError
 from featx.backbones.registry import Preprocess
-from featx.preprocess import PREPROCESSING, as_preprocess, load_preprocessed
+from featx.preprocess import FAST_DECODE, PREPROCESSING, as_preprocess, load_preprocessed
 
 WORKER_TIMEOUT_S = 600
 Batch = tuple[Tensor, Tensor, list[str]]  # row indices, uint8 [B, 3, S, S], error per row
@@ -27,18 +28,19 @@ Batch = tuple[Tensor, Tensor, list[str]]  # row indices, uint8 [B, 3, S, S], err
 class ImageFiles(Dataset):
     """Item i: (i, uint8 [3, S, S], '') or (i, zeros, reason) for a file that cannot be used."""
 
-    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess):
+    def __init__(self, paths: Sequence[Path], image_size: int | Preprocess, fast: bool = False):
         # paths, or images inside shards/tables (featx.datasets.members) as they are
         self.paths = [str(p) if isinstance(p, Path) else p for p in paths]
         self.pp = as_preprocess(image_size)
         self.image_size = self.pp.input_size
+        self.fast = fast  # --fast-decode: JPEG draft decoding
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, str]:
         try:
-            img, error = load_preprocessed(self.paths[i], self.pp)
+            img, error = load_preprocessed(self.paths[i], self.pp, self.fast)
         except Exception as e:  # a decoder bug must cost one image, not the run
             img = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             error = f"unexpected decoding error ({type(e).__name__}: {e})"
@@ -115,6 +117,11 @@ class Decoder:
     dataset: Callable[[Sequence[Path], int], Dataset]
     collate: Callable
     finish: Callable[[object, torch.device, int], Batch]
+
+    def fast(self) -> "Decoder":
+        """The same decoder with --fast-decode (JPEG draft decoding), recorded as such."""
+        return replace(self, preprocessing=f"{self.preprocessing},{FAST_DECODE}",
+                       dataset=functools.partial(self.dataset, fast=True))
 
 
 def _move(batch: Batch, device: torch.device, image_size: int) -> Batch:

@@ -31,14 +31,18 @@ class Progress:
 
     def __init__(self, total: int | None = None, desc: str = "", unit: str = "it",
                  quiet: bool = False, initial: int = 0, leave: bool = True,
-                 stream: IO | None = None, interval: float | None = None):
+                 stream: IO | None = None, interval: float | None = None, warmup: int = 0):
+        """`warmup`: the first items pay a start-up (worker processes, imports); the rate
+        and ETA count from the end of the `warmup`-th, "ETA estimating" until one more."""
         self.total, self.desc, self.unit = total, desc, unit
+        self.warmup = warmup
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.interval = INTERVAL if interval is None else interval
         self.n = self.start_n = self.said = initial
         self.postfix = ""
         self.t0 = self.last = time.monotonic()
+        self.rate_t, self.rate_n = self.t0, initial  # where the rate is counted from
         self.bar = None
         if not quiet and _live(self.stream):
             from tqdm import tqdm
@@ -48,8 +52,11 @@ class Progress:
 
     def line(self) -> str:
         """The plain progress line: `desc: done/total unit (pct), rate, ETA`."""
-        elapsed = time.monotonic() - self.t0
-        rate = (self.n - self.start_n) / elapsed if elapsed > 0 else 0.0
+        now = time.monotonic()
+        elapsed = now - self.t0
+        estimating = self.warmup and self.n <= self.start_n + self.warmup
+        rate = 0.0 if estimating or now <= self.rate_t else \
+            (self.n - self.rate_n) / (now - self.rate_t)
         parts = [f"{self.n}/{self.total}" if self.total else f"{self.n}"]
         if self.total:
             parts[0] += f" {self.unit} ({100 * self.n / self.total:.0f}%)"
@@ -57,7 +64,9 @@ class Progress:
             parts[0] += f" {self.unit}"
         parts.append(f"{rate:.3g} {self.unit}/s" if rate >= 1 or rate == 0
                      else f"{1 / rate:.3g} s/{self.unit}")
-        if self.total and rate > 0 and self.n < self.total:
+        if self.total and estimating and self.n < self.total:
+            parts[-1] = "ETA estimating"
+        elif self.total and rate > 0 and self.n < self.total:
             parts.append(f"ETA {_clock((self.total - self.n) / rate)}")
         else:
             parts.append(f"{_clock(elapsed)} elapsed")
@@ -70,7 +79,15 @@ class Progress:
         self.last, self.said = time.monotonic(), self.n
 
     def update(self, n: int = 1) -> None:
+        warming = self.warmup and self.n < self.start_n + self.warmup
         self.n += n
+        if warming and self.n >= self.start_n + self.warmup:  # the start-up is paid
+            self.rate_t, self.rate_n = time.monotonic(), self.n
+            if self.bar is not None:  # tqdm's rate restarts here too (its EMA, its clock)
+                self.bar.reset(self.total)
+                self.bar.initial = self.bar.n = self.bar.last_print_n = self.n
+                self.bar.refresh()
+                return
         if self.bar is not None:
             self.bar.update(n)
         elif not self.quiet and time.monotonic() - self.last >= self.interval:
@@ -105,9 +122,9 @@ class Progress:
 
 
 def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
-          quiet: bool = False, leave: bool = True) -> Iterator[T]:
+          quiet: bool = False, leave: bool = True, warmup: int = 0) -> Iterator[T]:
     """Iterate `items`, counting each in a Progress."""
-    with Progress(total, desc, unit, quiet=quiet, leave=leave) as bar:
+    with Progress(total, desc, unit, quiet=quiet, leave=leave, warmup=warmup) as bar:
         for item in items:
             yield item
             bar.update(1)

@@ -43,9 +43,11 @@ def read_map_file(path: Path) -> dict[str, str]:
     return out
 
 
-def class_mapping(classes: Sequence[str], task: str | None) -> tuple[list[str], np.ndarray] | None:
+def class_mapping(classes: Sequence[str], task: str | None,
+                  owner: str | None = None) -> tuple[list[str], np.ndarray] | None:
     """(new classes, index of each old class in them) for `task`, None for the identity.
-    `task`: emotion (identity), sentiment, or a map file path."""
+    `task`: emotion (identity), sentiment, or a map file path; `owner` names whose classes
+    they are in an error (e.g. the --eval cache)."""
     if task in (None, "", "emotion"):
         return None
     if task == "sentiment":
@@ -59,7 +61,8 @@ def class_mapping(classes: Sequence[str], task: str | None) -> tuple[list[str], 
     if missing:
         many = len(missing) > 1
         raise FeatxError(f"--task {task}: class{'es' if many else ''} {', '.join(missing)} "
-                         f"{'are' if many else 'is'} not in {source}; "
+                         + (f"of {owner} " if owner else "")
+                         + f"{'are' if many else 'is'} not in {source}; "
                          f"give a map file (class,sentiment per line) with --task FILE")
     new = sorted({mapping[c] for c in classes})
     return new, np.array([new.index(mapping[c]) for c in classes], dtype=np.int64)

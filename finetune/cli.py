@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from featx.datasets.options import DataOptions, data_options
 from featx.errors import one_line_errors
 from finetune.recipes import RECIPES, Recipe, get_recipe, override
 
@@ -38,7 +39,21 @@ def _split(value: str | None) -> str | None:
         raise click.BadParameter(str(e)) from None
     if has_rounds(value):
         raise click.BadParameter(f"{value}: a run trains one model; name its test fold, e.g. "
-                                 f"{value}:0 (run K times for the K folds)")
+                                 f"{value}:0 (or `finetune cv` for all K rounds)")
+    return value
+
+
+def _cv_split(ctx, param, value: str) -> str:
+    from featx.errors import FeatxError
+    from featx.splits import check_spec, has_rounds
+
+    try:
+        check_spec(value)
+    except FeatxError as e:
+        raise click.BadParameter(str(e)) from None
+    if not has_rounds(value):
+        raise click.BadParameter(f"{value}: finetune cv runs every round of kfold:K (e.g. "
+                                 f"kfold:5); one round is `finetune run --split kfold:K:F`")
     return value
 
 
@@ -51,7 +66,9 @@ _OVERRIDES = [
     click.option("--stage-epochs", callback=_int_list, metavar="N,N,...",
                  help="Epochs per stage, one number per stage."),
     click.option("--lr", type=click.FloatRange(min=0), help="Learning rate of every stage's base "
-                 "parameter group."),
+                 "parameter group. The heads/combiner group of resnet_ensemble, partial and "
+                 "multilevel keeps its own rate (the papers' fixed 1e-3, not scaled with "
+                 "--lr): set it with --head-lr; `finetune plan` shows both."),
     click.option("--head-lr", type=click.FloatRange(min=0),
                  help="Learning rate of the heads/combiner group (resnet_ensemble, partial, "
                       "multilevel)."),
@@ -163,8 +180,14 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
 
 @main.command()
 @click.argument("recipe")
-@click.option("--data", required=True, help="Class-folder tree or CSV manifest.")
+@click.option("--data", required=True, help="DATA as featx extract reads it: class folders, a "
+              "CSV, or a published dataset (--format).")
 @_overrides
+@data_options()
+@click.option("--target", type=click.Choice(["label", "distribution"]), default="label",
+              show_default=True, help="distribution: train on the dataset's label "
+              "distributions (Emotion6, Abstract, a CSV's p_<class> columns) with a KL loss, "
+              "best epoch by val KL, the six LDL measures in test.json.")
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet, none (random, seeded) or PATH to a backbone state_dict.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
@@ -188,11 +211,16 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
 @click.option("--tta", type=click.Choice(["none", "flip"]), default="none", show_default=True,
               help="Test-time augmentation at evaluation: flip averages an image's and its "
                    "mirror image's class probabilities.")
+@click.option("--track", metavar="tensorboard[:DIR]|mlflow[:URI]", multiple=True,
+              help="(repeatable) Also log per-step loss and lr, per-epoch val metrics and the test metrics "
+                   "to TensorBoard (default DIR: --out) or MLflow (default: an sqlite store in "
+                   "./mlruns; the config as params, test.json, confusion.png, best.pt as "
+                   "artifacts); --resume continues the same run.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @one_line_errors
 def run(recipe: str, data: str, weights: str, device: str, out: Path | None, resume: bool,
         seed: int, workers: int | None, steps_per_epoch: int | None, checkpoint_every: int,
-        amp: str, ema: float | None, tta: str, quiet: bool, **kw) -> None:
+        amp: str, ema: float | None, tta: str, quiet: bool, track: tuple[str, ...], **kw) -> None:
     """Train RECIPE on DATA; writes config.json, metrics.jsonl, best.pt, last.pt, test.json and
     confusion.png into --out. Start with torchrun for several GPUs or nodes."""
     from featx import distributed
@@ -200,25 +228,75 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
     from finetune.config import RunConfig
     from finetune.train import run as train_run
 
+    options = DataOptions.from_kwargs(kw)
+    target = kw.pop("target")
     rec = _recipe(recipe, kw)
     out = out or Path("runs") / rec.name
     cfg = RunConfig(recipe=rec, data=data, out=out, weights=weights, seed=seed, device=device,
                     workers=workers,
                     quiet=quiet, resume=resume, steps_per_epoch=steps_per_epoch,
-                    checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta)
+                    checkpoint_every=checkpoint_every, amp=amp, ema=ema, tta=tta,
+                    track=list(track), options=options, target=target)
+    if track:
+        from featx.ecosystem.tracking import parse_track
+
+        for spec in track:
+            parse_track(spec)  # a bad --track fails before any training
+    if kw.pop("_cv", False):
+        return _cv(cfg)
     if distributed.from_env().is_main:  # one run per --out; rank 0 holds it for the job
         with OutputLock(out):
             test = train_run(cfg)
     else:
         test = train_run(cfg)
     if test is not None:
+        kl = f", KL {test['ldl']['kl']:.4f}" if "ldl" in test else ""
         click.echo(f"{rec.name} ({rec.backbone}): test accuracy {100 * test['accuracy']:.2f}%, "
-                   f"macro recall {100 * test['macro_recall']:.2f}% (n={test['n']}) -> {out}")
+                   f"macro recall {100 * test['macro_recall']:.2f}%{kl} (n={test['n']}) -> {out}")
+
+
+def _cv(cfg) -> None:
+    from featx import distributed
+    from featx.lock import OutputLock
+    from finetune.cv import check_cv, run_cv
+
+    check_cv(cfg)
+    if distributed.from_env().is_main:  # one job per --out; rank 0 holds it for the rounds
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        with OutputLock(cfg.out):
+            doc = run_cv(cfg, log=lambda m: click.echo(m, err=True))
+    else:
+        doc = run_cv(cfg)
+    if doc is not None:
+        for row in doc["rows"]:
+            _echo_row(row)
+        click.echo(f"-> {Path(cfg.out) / 'cv.json'}")
+
+
+def _echo_row(row: dict) -> None:
+    for split in ("val", "test"):
+        m = row[split]
+        if m is None:
+            continue
+        ldl = m.get("ldl")
+        text = (f"accuracy {100 * m['accuracy']:.2f}%, macro recall {100 * m['macro_recall']:.2f}%"
+                f", macro F1 {100 * m['macro_f1']:.2f}%" + (f", KL {ldl['kl']:.4f}" if ldl else "")
+                + f" (n={m['n']})")
+        click.echo(f"{row['name']} {split}: {text}")
+    cross = row.get("cross_dataset")
+    if cross and cross["unmatched"]:
+        click.echo(f"{row['name']}: images of unmatched classes left out: " + ", ".join(
+            f"{c} {n}" for c, n in cross["unmatched"].items()))
 
 
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", required=True, help="The run's DATA (same images and split).")
+@click.option("--data", required=True, help="The run's DATA (its val and test images), or "
+              "another dataset (every image whose class matches: a row RUN -> OTHER).")
+@data_options(defaults=False)
+@click.option("--split", help="The run's split, checked (default: the run's).")
+@click.option("--class-map", type=click.Path(dir_okay=False),
+              help="Another dataset's classes onto the run's: other_class,run_class per line.")
 @click.option("--checkpoint", "which",
               type=click.Choice(["best", "last", "best_ema", "last_ema"]), default="best",
               show_default=True, help="best/last: the raw weights; *_ema: their moving average.")
@@ -232,22 +310,33 @@ def run(recipe: str, data: str, weights: str, device: str, out: Path | None, res
 @click.option("--quiet", is_flag=True)
 @one_line_errors
 def eval_cmd(run_dir: Path, data: str, which: str, tta: str | None, json_path: Path | None,
-             device: str, batch_size: int | None, workers: int, quiet: bool) -> None:
-    """Evaluate RUN_DIR's checkpoint on DATA's val and test images."""
+             device: str, batch_size: int | None, workers: int, quiet: bool, split: str | None,
+             class_map: str | None, **given) -> None:
+    """Evaluate RUN_DIR's checkpoint on DATA: the run's own val and test images, or every
+    image of another dataset whose class matches the run's (by name or --class-map)."""
     from finetune.evaluate import evaluate_run
     from finetune.files import write_json
 
     report = evaluate_run(run_dir, data, which, device=device, workers=workers,
-                          batch_size=batch_size, quiet=quiet, tta=tta)
+                          batch_size=batch_size, quiet=quiet, tta=tta, given=given, split=split,
+                          class_map=class_map)
     for row in report["rows"]:
-        for split in ("val", "test"):
-            m = row[split]
-            text = "no images" if m is None else (
-                f"accuracy {100 * m['accuracy']:.2f}%, macro recall {100 * m['macro_recall']:.2f}%"
-                f", macro F1 {100 * m['macro_f1']:.2f}% (n={m['n']})")
-            click.echo(f"{row['model']} {split}: {text}")
+        _echo_row(row)
     if json_path:
         write_json(report, json_path)
+
+
+# `finetune cv`: `run`'s options with --split kfold:K, every round then cv.json
+cv = click.Command(
+    "cv", callback=lambda **kw: run.callback(**kw, _cv=True),
+    params=[p for p in run.params if p.name != "split"] + [click.Option(
+        ["--split"], required=True, callback=_cv_split,
+        help="kfold:K: K rounds, round F testing on fold F and choosing the epoch on F+1.")],
+    help="Run RECIPE on every round of a k-fold protocol into OUT/fold-F (resumable: finished "
+         "rounds are skipped with --resume), then write OUT/cv.json: each round's row and the "
+         "summary row (every image tested once; mean and std across folds) in classify's "
+         "format. Under torchrun the rounds run one after another on every process.")
+main.add_command(cv)
 
 
 if __name__ == "__main__":

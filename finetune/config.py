@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.dataset import Collection
+from featx.datasets.options import DataOptions
 from featx.errors import FeatxError
 from featx.preprocess import PREPROCESSING
 from finetune.recipes import Recipe, recipe_to_dict
@@ -32,6 +33,9 @@ class RunConfig:
     amp: str = "auto"  # auto: bf16 (or fp16 + grad scaling) on CUDA, off elsewhere
     ema: float | None = None  # decay of the weights' exponential moving average (None: off)
     tta: str = "none"  # test-time augmentation at evaluation: none | flip
+    options: DataOptions = DataOptions()  # how DATA is read, and the task (featx extract's)
+    target: str = "label"  # label | distribution (the dataset's label distributions, KL loss)
+    track: list[str] | None = None  # tensorboard[:DIR], mlflow[:URI] (finetune.tracking)
 
 
 def collection_digest(c: Collection) -> str:
@@ -49,6 +53,8 @@ def config_json(cfg: RunConfig, coll: Collection, weights_identity: str, world_s
         "data": os.path.abspath(cfg.data),
         "classes": coll.classes,
         "split": coll.split_spec,
+        "data_options": cfg.options.record(coll.dataset_format),
+        "target": cfg.target,
         "seed": cfg.seed,
         "counts": counts,
         "collection": collection_digest(coll),
@@ -73,17 +79,26 @@ def _preprocessing(recipe: Recipe) -> str | dict:
 
 
 # what must be equal for --resume to continue the same run
-_RESUME_KEYS = ("recipe", "classes", "split", "seed", "collection", "weights_identity",
-                "world_size", "steps_per_epoch", "ema")
+_RESUME_KEYS = ("recipe", "classes", "split", "data_options", "target", "seed", "collection",
+                "weights_identity", "world_size", "steps_per_epoch", "ema")
 
 
 def check_resumable(saved: dict, now: dict, out: Path) -> None:
-    # compare after a JSON round trip (tuples vs lists)
-    now = json.loads(json.dumps(now))
+    # compare after a JSON round trip (tuples vs lists); a map file by its content, not where
+    # it lies
+    saved, now = _comparable(saved), _comparable(json.loads(json.dumps(now)))
     diff = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
     if diff:
         raise FeatxError(f"{out}: --resume with different settings ({', '.join(diff)}) than the "
                          f"run in that folder; use the same ones, or another --out")
+
+
+def _comparable(cfg: dict) -> dict:
+    task = (cfg.get("data_options") or {}).get("task")
+    if not isinstance(task, dict):
+        return cfg
+    task = {k: v for k, v in task.items() if k != "path"}
+    return {**cfg, "data_options": {**cfg["data_options"], "task": task}}
 
 
 def read_config(run_dir: Path) -> dict:

@@ -22,7 +22,7 @@ from torchvision import transforms as T
 from featx.dataset import Collection
 from featx.decode import DecodeError, load_image
 from featx.backbones import Preprocess
-from featx.preprocess import normalize, resize_center_crop, to_uint8_tensor
+from featx.preprocess import normalize, to_model_input, to_uint8_tensor
 
 
 Transform = Callable[[Image.Image], Image.Image]
@@ -48,11 +48,10 @@ def _rrc_flip(size: int, pre: Preprocess | None = None) -> Transform:
 
 
 def eval_transform(size: int, pre: Preprocess | None = None) -> Transform:
-    """featx extract's: the backbone's own resize (shorter side) + centre crop; without `pre`, the
-    papers': shorter side to `size`, bilinear, centre crop."""
-    if pre is None:
-        return lambda img: resize_center_crop(img, size)
-    return lambda img: resize_center_crop(img, size, pre.resize_size, pre.interpolation)
+    """featx extract's: the backbone's own resize + centre crop (featx.preprocess); without `pre`,
+    the papers': shorter side to `size`, bilinear, centre crop."""
+    pp = pre.at_size(size) if pre is not None else Preprocess(size, size)
+    return lambda img: to_model_input(img, pp)
 
 
 # name -> (image size, the backbone's preprocessing or None) -> training transform on PIL images
@@ -78,18 +77,24 @@ class Failed:
 
 class ImageSet(Dataset):
     """Items `indices` of a collection. A key is a position, or (position, augmentation seed)
-    for training; returns (uint8 [3, S, S], label) or Failed."""
+    for training; returns (uint8 [3, S, S], label) or Failed; with `soft`, the target is the
+    image's label distribution (float32 [C]) instead of its label."""
 
     def __init__(self, collection: Collection, indices: np.ndarray, size: int,
-                 augment: str | None = None, pre: Preprocess | None = None):
+                 augment: str | None = None, pre: Preprocess | None = None,
+                 soft: bool = False):
         self.collection = collection
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = size
         self.labels = collection.labels[self.indices].astype(np.int64)
+        self.dist = (np.asarray(collection.label_dist[self.indices], dtype=np.float32)
+                     if soft else None)
         self.transform = AUGMENTATIONS[augment](size, pre) if augment else eval_transform(size,
                                                                                           pre)
         self.train = augment is not None
-        self.draft = size * 2 if self.train else max(size, pre.resize_size if pre else size)
+        # training's random crops: JPEGs decoded at a reduced scale still >= twice the size;
+        # evaluation decodes in full, as featx extract (the same pixels)
+        self.draft = size * 2 if self.train else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -98,20 +103,21 @@ class ImageSet(Dataset):
         pos, seed = key if isinstance(key, tuple) else (key, 0)
         i = int(self.indices[pos])
         try:
-            # random crops need more pixels than the output size: decode at twice that
             img = load_image(self.collection.image(i), draft_size=self.draft)
         except DecodeError as e:
             return Failed(self.collection.paths[i], str(e))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             img = self.transform(img)
+        if self.dist is not None:
+            return to_uint8_tensor(img), torch.from_numpy(self.dist[pos])
         return to_uint8_tensor(img), int(self.labels[pos])
 
 
 @dataclass
 class Batch:
     images: Tensor  # uint8 [B, 3, S, S]
-    labels: Tensor  # int64 [B]
+    labels: Tensor  # int64 [B], or float32 [B, C] label distributions
     failed: list[Failed]
 
     def __len__(self) -> int:
@@ -127,8 +133,10 @@ def collate(items: list) -> Batch:
     if not ok:
         return Batch(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64),
                      failed)
+    ys = [y for _, y in ok]
     return Batch(torch.stack([im for im, _ in ok]),
-                 torch.tensor([y for _, y in ok], dtype=torch.int64), failed)
+                 torch.stack(ys) if isinstance(ys[0], Tensor)
+                 else torch.tensor(ys, dtype=torch.int64), failed)
 
 
 def make_loader(dataset: ImageSet, batch_size: int, workers: int, sampler=None,

@@ -20,14 +20,14 @@ from finetune.models import logits_of
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device,
-            prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            autocast: Callable | None = None, quiet: bool = True,
-            desc: str = "eval", normalize: Callable | None = None,
-            tta: str = "none") -> tuple[np.ndarray, np.ndarray, list[Failed]]:
-    """(true labels, predicted labels, failed images) over every batch of `loader`. `normalize`:
-    uint8 batch -> model input (default ImageNet's); `tta`: "flip" averages the class
-    probabilities of each image and its mirror image."""
+def predict_proba(model: nn.Module, loader, device: torch.device,
+                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  autocast: Callable | None = None, quiet: bool = True,
+                  desc: str = "eval", normalize: Callable | None = None,
+                  tta: str = "none") -> tuple[np.ndarray, np.ndarray, list[Failed]]:
+    """(true labels, class probabilities [n, C] float32, failed images) over every batch of
+    `loader`. `normalize`: uint8 batch -> model input (default ImageNet's); `tta`: "flip"
+    averages the class probabilities of each image and its mirror image."""
     if tta not in TTA:
         raise FeatxError(f"unknown --tta {tta!r}: choose one of {', '.join(TTA)}")
     normalize = normalize or imagenet_normalize
@@ -43,13 +43,22 @@ def predict(model: nn.Module, loader, device: torch.device,
         x = normalize(batch.images.to(device, non_blocking=True))
         x = prepare(x) if prepare else x
         with autocast() if autocast else nullcontext():
-            probs = TTA[tta](model, x)
-        ps.append(probs.argmax(dim=1).cpu())
+            scores = TTA[tta](model, x)
+        scores = scores.float()
+        ps.append((torch.softmax(scores, dim=1) if tta in LOGITS else scores).cpu())
         ys.append(batch.labels)
     bar.close()
     model.train(was_training)
-    cat = (lambda t: torch.cat(t).numpy()) if ys else (lambda t: np.zeros(0, dtype=np.int64))
-    return cat(ys), cat(ps), failed
+    if not ys:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), failed
+    return torch.cat(ys).numpy(), torch.cat(ps).numpy(), failed
+
+
+def predict(model: nn.Module, loader, device: torch.device, **kw
+            ) -> tuple[np.ndarray, np.ndarray, list[Failed]]:
+    """(true labels, predicted labels, failed images): `predict_proba`'s most probable class."""
+    y, proba, failed = predict_proba(model, loader, device, **kw)
+    return y, (proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)), failed
 
 
 def _plain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +73,9 @@ def _flip(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return (_probs(model, x) + _probs(model, torch.flip(x, dims=[3]))) / 2
 
 
-# --tta name -> (model, input batch) -> class scores (argmax = the prediction)
+# --tta name -> (model, input batch) -> class scores (argmax = the prediction): logits for
+# those in LOGITS, probabilities for the others
+LOGITS = {"none"}
 TTA: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "none": _plain,
     "flip": _flip,
@@ -111,45 +122,131 @@ CHECKPOINTS = {"best": ("best.pt", "model"), "last": ("last.pt", "model"),
 
 def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
                  device: str = "auto", workers: int = 0, batch_size: int | None = None,
-                 quiet: bool = False, tta: str | None = None) -> dict:
-    """Re-evaluate a run folder's checkpoint on val and test: classify's row shape. `tta`:
-    None = the run's own."""
+                 quiet: bool = False, tta: str | None = None, given: dict | None = None,
+                 split: str | None = None, class_map: str | None = None) -> dict:
+    """Re-evaluate a run folder's checkpoint: on the run's own DATA, its val and test images
+    (one row); on another dataset, every image whose class matches the run's (a row `RUN ->
+    OTHER`, as classify's --eval). `given`: the data options given (featx extract's; None or
+    unset = the run's on its own DATA, the defaults on another); `tta`: None = the run's."""
     from pathlib import Path
 
-    from classify.table import finetune_row
-    from featx.dataset import load_collection
     from finetune import checkpoint, distributed, models
     from finetune.config import read_config
-    from finetune.data import ImageSet, make_loader, normalizer
     from finetune.recipes import recipe_from_dict
 
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     recipe = recipe_from_dict(cfg["recipe"])
-    coll = load_collection(data, recipe.split if cfg["split"] == "csv" else cfg["split"],
-                           cfg["seed"])
-    if coll.classes != cfg["classes"]:
-        raise FeatxError(f"{data}: classes {coll.classes} differ from the run's {cfg['classes']}")
+    coll, same = _dataset(cfg, recipe, data, {k: v for k, v in (given or {}).items()
+                                              if v is not None}, split)
+    if class_map and same:
+        raise FeatxError(f"--class-map goes with another dataset; {data} holds the run's own "
+                         f"images")
     file, key = CHECKPOINTS[which]
     ckpt = checkpoint.load(run_dir / file)
     if ckpt.get(key) is None:
         raise FeatxError(f"{run_dir / file}: holds no {key} weights (was the run started with "
                          f"--ema?)")
-    model, _ = models.build(recipe, len(coll.classes), "none", seed=cfg["seed"])
+    if same:
+        idx = {s: coll.indices(s) for s in ("val", "test")}
+    else:
+        to_train, unmatched, mapping = _matched(cfg["classes"], coll, data, class_map)
+        idx = {"test": np.flatnonzero(to_train[coll.labels] >= 0)}
+    model, _ = models.build(recipe, len(cfg["classes"]), "none", seed=cfg["seed"])
     model.load_state_dict(ckpt[key])
     dev = distributed.resolve_device(device)
     model.to(dev)
     tta = tta or cfg.get("tta", "none")
+    soft = same and cfg.get("target", "label") == "distribution"
+    preds = {s: _predictions(model, coll, i, recipe, dev, batch_size, workers, quiet, s, tta,
+                             soft) if len(i) else None for s, i in idx.items()}
+    where = f"{run_dir / file}" + ("" if key == "model" else f"[{key}]")
+    from finetune.rows import cross_result, run_result
+
+    if same:
+        if preds["test"] is None:
+            raise FeatxError(f"{data}: no test images under the run's split {cfg['split']}")
+        res = run_result(cfg, coll.classes, preds["val"], preds["test"], checkpoint=where,
+                         tta=tta)
+    else:
+        test = preds["test"]
+        test.true = to_train[test.true]
+        res = cross_result(cfg, run_dir, _own_val(run_dir, which), test, data, mapping,
+                           unmatched, where)
+        res.row["tta"] = tta
+    from classify.rows import rows_document
+
+    return rows_document([res])
+
+
+def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
+    """(DATA's collection, whether it is the run's own images: same files, labels and split).
+    On the run's own path the run's options are the defaults; elsewhere featx's, except the
+    task, which is the run's where it names one."""
+    import os
+
+    from featx.datasets.options import DataOptions
+    from finetune.config import collection_digest
+
+    run_opts = cfg.get("data_options") or {}
+    own_path = os.path.abspath(data) == cfg["data"]
+    if own_path:
+        base = DataOptions.from_record(run_opts)
+        defaults = {"fmt": base.format, "conflicts": base.conflicts, "label": base.label,
+                    "agree": str(base.agree), "task": base.task}
+    else:
+        task = run_opts.get("task", "emotion")
+        defaults = {"task": task if isinstance(task, str) else "emotion"}
+    opts = DataOptions.from_kwargs({**defaults, **given}, pop=False)
+    run_split = recipe.split if cfg["split"] == "csv" else cfg["split"]
+    coll = opts.collection(data, split or run_split, cfg["seed"])
+    if collection_digest(coll) == cfg["collection"] and coll.classes == cfg["classes"]:
+        return coll, True
+    if own_path and (not given or split):
+        raise FeatxError(f"{data}: its images, labels or split differ from the run's (the "
+                         f"collection digest in {cfg['split']!r} config.json); was DATA changed "
+                         f"since, or --split not the run's?")
+    if split:
+        raise FeatxError(f"--split {split}: another dataset is evaluated on every image; "
+                         f"--split goes with the run's own DATA")
+    return coll, False
+
+
+def _matched(train: list[str], coll, data: str, class_map: str | None):
+    """(index into the run's classes of each of DATA's classes or -1, images left out per
+    unmatched class, the class map) for a cross-dataset evaluation."""
+    from classify.protocol import class_map_file, match_classes
+
+    mapping = class_map_file(class_map)
+    unknown = [a for a in mapping if a not in coll.classes]
+    if unknown:
+        raise FeatxError(f"--class-map {class_map}: {unknown[0]!r} is not a class of {data} "
+                         f"({', '.join(coll.classes)})")
+    to_train = match_classes(train, coll.classes, mapping, str(data))
+    counts = np.bincount(coll.labels.astype(np.int64), minlength=len(coll.classes))
+    unmatched = {c: int(counts[i]) for i, c in enumerate(coll.classes)
+                 if to_train[i] < 0 and counts[i]}
+    return to_train, unmatched, mapping
+
+
+def _predictions(model, coll, idx, recipe, dev, batch_size, workers, quiet, split, tta, soft):
+    from finetune import models
+    from finetune.data import ImageSet, make_loader, normalizer
+    from finetune.predictions import collect
+
     inputs = models.inputs_of(recipe)
-    row = {**finetune_row(cfg),
-           "checkpoint": f"{run_dir / file}" + ("" if key == "model" else f"[{key}]"),
-           "tta": tta}
-    for split in ("val", "test"):
-        idx = coll.indices(split)
-        ds = ImageSet(coll, idx, inputs.size, pre=inputs.pre)
-        loader = make_loader(ds, batch_size or recipe.batch_size, workers,
-                             pin_memory=dev.type == "cuda")
-        y, p, failed = predict(model, loader, dev, quiet=quiet, desc=split,
-                               normalize=normalizer(inputs.mean, inputs.std), tta=tta)
-        row[split] = metrics(y, p, coll.classes, seed=cfg["seed"]) if len(idx) else None
-    return {"rows": [row]}
+    ds = ImageSet(coll, idx, inputs.size, pre=inputs.pre)
+    loader = make_loader(ds, batch_size or recipe.batch_size, workers,
+                         pin_memory=dev.type == "cuda")
+    y, proba, failed = predict_proba(model, loader, dev, quiet=quiet, desc=split,
+                                     normalize=normalizer(inputs.mean, inputs.std), tta=tta)
+    return collect(coll, idx, y, proba, failed, soft)
+
+
+def _own_val(run_dir, which: str):
+    """The run's val predictions of this checkpoint, where the run wrote them."""
+    from finetune.predictions import read_predictions
+
+    path = run_dir / {"best": "predictions.json", "best_ema": "predictions_ema.json"}.get(
+        which, "-")
+    return read_predictions(path)[1].get("val") if path.is_file() else None

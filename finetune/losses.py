@@ -11,13 +11,26 @@ from torch import Tensor
 from finetune.models import logits_of
 
 
+def _loss(logits: Tensor, y: Tensor, smoothing: float) -> Tensor:
+    """Cross-entropy against labels; against label distributions (float [B, C]) the mean
+    KL(p || softmax(logits)), p smoothed as cross-entropy smooths it ((1 - e) p + e / C)."""
+    logits = logits.float()
+    if not y.is_floating_point():
+        return F.cross_entropy(logits, y, label_smoothing=smoothing)
+    p = y.float()
+    if smoothing:
+        p = (1 - smoothing) * p + smoothing / p.shape[1]
+    return F.kl_div(F.log_softmax(logits, dim=1), p, reduction="batchmean")
+
+
 def cross_entropy(out: Tensor | dict, y: Tensor, smoothing: float = 0.0) -> Tensor:
-    return F.cross_entropy(logits_of(out).float(), y, label_smoothing=smoothing)
+    """Cross-entropy (KL divergence for label distributions) of the model's output."""
+    return _loss(logits_of(out), y, smoothing)
 
 
 def heads_sum(out: dict, y: Tensor, smoothing: float = 0.0) -> Tensor:
-    """The ensemble's stage 1: every level head's cross-entropy, summed."""
-    return sum(F.cross_entropy(z.float(), y, label_smoothing=smoothing) for z in out["heads"])
+    """The ensemble's stage 1: every level head's cross-entropy (or KL), summed."""
+    return sum(_loss(z, y, smoothing) for z in out["heads"])
 
 
 # name -> (model output, labels, label smoothing) -> loss

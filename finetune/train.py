@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from featx.backbones import get_backbone
-from featx.dataset import load_collection
 from featx.errors import FeatxError
 from featx.loader import default_workers
 from featx import progress
@@ -28,11 +27,12 @@ from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
 from finetune.data import Batch, ImageSet, make_loader, normalizer
 from finetune.ema import EMA
-from finetune.evaluate import metrics, plot_confusion, predict
+from finetune.evaluate import plot_confusion, predict_proba
 from finetune.files import write_json, write_lines
 from finetune.losses import stage_loss
 from finetune.optim import build_optimizer, build_scheduler, per_step_schedule
 from finetune.plan import stage_plan
+from finetune.predictions import Predictions, check_target, collect, write_predictions
 from finetune.sampler import EpochSampler
 
 
@@ -144,8 +144,10 @@ class Trainer:
         self.out = Path(cfg.out)
         self.quiet = cfg.quiet or not ctx.is_main
         check_weights(get_backbone(self.recipe.backbone), cfg.weights)
-        coll = load_collection(cfg.data, self.recipe.split, cfg.seed)
+        coll = cfg.options.collection(cfg.data, self.recipe.split, cfg.seed)
+        check_target(cfg.target, coll, cfg.data)
         self.coll = coll
+        self.soft = cfg.target == "distribution"
         self.idx = {s: coll.indices(s) for s in ("train", "val", "test")}
         if not len(self.idx["train"]):
             raise FeatxError(f"{cfg.data}: no training images with --split {self.recipe.split}")
@@ -160,7 +162,7 @@ class Trainer:
         self.dev = device_setup(ctx.device, cfg.amp, self.inputs)
         size, bs = self.inputs.size, self.recipe.batch_size
         self.train_set = ImageSet(coll, self.idx["train"], size, augment=self.recipe.augment,
-                                  pre=self.inputs.pre)
+                                  pre=self.inputs.pre, soft=self.soft)
         self.sampler = EpochSampler(self.train_set.labels, self.recipe.sampler, cfg.seed,
                                     ctx.rank, ctx.world_size)
         self.drop_last = self.sampler.per_rank >= bs  # no 1-image batch for batch norm
@@ -175,6 +177,7 @@ class Trainer:
         self.best = -math.inf
         self.best_ema = -math.inf
         self.ema: EMA | None = None
+        self.tracker = None  # finetune.tracking.RunTracker on rank 0 with --track
 
     # -- files (rank 0) ----------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -185,16 +188,24 @@ class Trainer:
         ds = ImageSet(self.coll, self.idx[split], self.inputs.size, pre=self.inputs.pre)
         return make_loader(ds, self.recipe.batch_size, self.workers, pin_memory=self.pin)
 
-    def _evaluate(self, split: str, model: nn.Module | None = None) -> dict | None:
+    def _predict(self, split: str, model: nn.Module | None = None) -> Predictions | None:
         if not len(self.idx[split]):
             return None
         model = self.model if model is None else model
-        y, p, failed = predict(model, self._eval_loader(split), self.dev.device,
-                               prepare=self.dev.prepare, autocast=self.dev.autocast,
-                               quiet=self.quiet, desc=split, normalize=self.dev.normalize,
-                               tta=self.cfg.tta)
+        y, proba, failed = predict_proba(model, self._eval_loader(split), self.dev.device,
+                                         prepare=self.dev.prepare, autocast=self.dev.autocast,
+                                         quiet=self.quiet, desc=split,
+                                         normalize=self.dev.normalize, tta=self.cfg.tta)
         self._report(failed)
-        return metrics(y, p, self.coll.classes, seed=self.cfg.seed)
+        return collect(self.coll, self.idx[split], y, proba, failed, self.soft)
+
+    def _evaluate(self, split: str, model: nn.Module | None = None) -> dict | None:
+        pred = self._predict(split, model)
+        return None if pred is None else pred.metrics(self.coll.classes, seed=self.cfg.seed)
+
+    def _score(self, val: dict) -> float:
+        """What the best epoch maximises: val macro recall, or minus val KL for distributions."""
+        return -val["ldl"]["kl"] if self.soft else val["macro_recall"]
 
     def _report(self, failed) -> None:
         """A line on stderr, even with --quiet, the first time an image cannot be decoded."""
@@ -234,6 +245,7 @@ class Trainer:
             "epoch": epoch,
             "val_accuracy": val["accuracy"] if val else None,
             "val_macro_recall": val["macro_recall"] if val else None,
+            "val_kl": val["ldl"]["kl"] if val and self.soft else None,
         }, self.out / name)
 
     def _resume(self) -> tuple[Position, dict | None]:
@@ -261,6 +273,11 @@ class Trainer:
         if ctx.is_main:
             write_json(self.config, self.out / "config.json")
             write_lines(_kept_metrics(self.out, pos), self.out / "metrics.jsonl")
+            if cfg.track:
+                from finetune.tracking import RunTracker
+
+                self.tracker = RunTracker(cfg.track, self.out, self.config, self._global_step(
+                    pos.stage, pos.epoch, pos.step) if resuming else None)
         self.model.to(self.dev.device)
         if self.dev.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -283,11 +300,23 @@ class Trainer:
 
     def run(self) -> dict | None:
         pos, state = self.start()
-        offsets = np.concatenate([[0], np.cumsum([s.epochs for s in self.recipe.stages])])
-        for si in range(pos.stage, len(self.recipe.stages)):
-            self.run_stage(si, int(offsets[si]), pos, state if si == pos.stage else None)
-        distributed.barrier(self.ctx)
-        return self.finish() if self.ctx.is_main else None
+        ok = False
+        try:
+            offsets = np.concatenate([[0], np.cumsum([s.epochs for s in self.recipe.stages])])
+            for si in range(pos.stage, len(self.recipe.stages)):
+                self.run_stage(si, int(offsets[si]), pos, state if si == pos.stage else None)
+            distributed.barrier(self.ctx)
+            test = self.finish() if self.ctx.is_main else None
+            ok = True
+            return test
+        finally:
+            if self.tracker is not None:
+                self.tracker.close(ok)
+
+    def _global_step(self, si: int, e: int, step: int) -> int:
+        """Optimiser steps of the whole run before step `step` of epoch `e` of stage `si`: the
+        one x axis of every tracked curve (a resumed TensorBoard run drops what lies past it)."""
+        return (sum(s.epochs for s in self.recipe.stages[:si]) + e) * self.steps + step
 
     def run_stage(self, si: int, offset: int = 0, pos: Position | None = None,
                   state: dict | None = None) -> None:
@@ -354,7 +383,11 @@ class Trainer:
             stats.failed += [f.path for f in batch.failed]
             if len(batch):
                 x, y = self.dev.inputs(batch)
-                losses.append(train_step(net, x, y, loss_fn, opt, scaler, self.dev) * len(batch))
+                loss = train_step(net, x, y, loss_fn, opt, scaler, self.dev)
+                losses.append(loss * len(batch))
+                if self.tracker is not None:
+                    self.tracker.step(self._global_step(si, e, step), loss,
+                                      [g["lr"] for g in opt.param_groups])
                 stats.n += len(batch)
                 if self.ema is not None:
                     self.ema.update(self.model)
@@ -389,14 +422,14 @@ class Trainer:
             loss_sum = sum(t[0] for t in totals)
             n = sum(t[1] for t in totals)
             val = self._evaluate("val")
-            if val is None or val["macro_recall"] > self.best:
-                self.best = val["macro_recall"] if val else self.best
+            if val is None or self._score(val) > self.best:
+                self.best = self._score(val) if val else self.best
                 self._save_best(si, e + 1, val)
             val_ema = None
             if self.ema is not None:
                 val_ema = self._evaluate("val", self.ema.module)
-                if val_ema is None or val_ema["macro_recall"] > self.best_ema:
-                    self.best_ema = val_ema["macro_recall"] if val_ema else self.best_ema
+                if val_ema is None or self._score(val_ema) > self.best_ema:
+                    self.best_ema = self._score(val_ema) if val_ema else self.best_ema
                     self._save_best(si, e + 1, val_ema, self.ema.module, "best_ema.pt")
             rec = {
                 "stage": stage.name, "stage_index": si, "epoch": e + 1,
@@ -410,6 +443,8 @@ class Trainer:
                 "lr": [g["lr"] for g in opt.param_groups],
                 "skipped_images": len(stats.failed),
             }
+            if self.soft:
+                rec["val_kl"] = val["ldl"]["kl"] if val else None
             if self.ema is not None:
                 rec["val_ema_accuracy"] = val_ema["accuracy"] if val_ema else None
                 rec["val_ema_macro_recall"] = val_ema["macro_recall"] if val_ema else None
@@ -417,6 +452,8 @@ class Trainer:
                 rec["rank_digests"] = digests
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
+            if self.tracker is not None:
+                self.tracker.epoch(self._global_step(si, e + 1, 0), rec)
             self._log(f"{stage.name} epoch {e + 1}/{stage.epochs}: loss "
                       f"{rec['train_loss'] if n else float('nan'):.4f}, val accuracy "
                       f"{_pct(rec['val_accuracy'])}, macro recall {_pct(rec['val_macro_recall'])}"
@@ -434,14 +471,22 @@ class Trainer:
         best = self.out / best_name
         if best.exists():
             model.load_state_dict(checkpoint.load(best)["model"])
-        test = self._evaluate("test", model)
-        if test is None:
+        pred = self._predict("test", model)
+        if pred is None:
             self._log(f"no test images: test{suffix}.json not written")
             return None
+        test = pred.metrics(self.coll.classes, seed=self.cfg.seed)
         write_json(test, self.out / f"test{suffix}.json")
+        val = self._predict("val", model)
+        write_predictions(self.out / f"predictions{suffix}.json", self.coll.classes,
+                          {"test": pred, **({"val": val} if val is not None else {})})
         plot_confusion(test["confusion"], self.coll.classes, self.out / f"confusion{suffix}.png",
                        f"{self.recipe.name} ({self.recipe.backbone}){label}: test accuracy "
                        f"{_pct(test['accuracy'])}, macro recall {_pct(test['macro_recall'])}")
+        if self.tracker is not None:
+            self.tracker.test(test, suffix, self._global_step(len(self.recipe.stages), 0, 0),
+                              [self.out / f for f in (f"test{suffix}.json",
+                                                      f"confusion{suffix}.png", best_name)])
         return test
 
 

@@ -3,7 +3,8 @@
 The reference never reads featx's tap decisions about layout or prefix tokens: token levels are
 compared with timm's `forward_intermediates` (which strips the prefix tokens itself) or with
 timm's / open_clip's own pooled features (`forward_head(pre_logits=True)`, `encode_image`); maps
-with a plain forward hook on the tapped module, laid out by timm's feature_info channel counts.
+with a plain forward hook on the tapped module, laid out by timm's feature_info channel counts;
+token levels neither covers (hooks) drop the model's own `num_prefix_tokens`.
 Used by the CI sample (tests/featx/test_taps_conformance.py) and the catalogue sweep
 (benchmarks/taps_sweep.py).
 """
@@ -90,6 +91,12 @@ def _timm_refs(model: nn.Module, bb, x: Tensor) -> dict[str, dict[str, Tensor]]:
                 if n_prefix > 0 and bb.has_cls_token:
                     refs[lv]["cls"] = t[:, 0].float()
                 continue
+        n = getattr(model, "num_prefix_tokens", None)
+        if t.ndim == 3 and isinstance(n, int):  # the model's own count of its prefix tokens
+            refs[lv] = {"gap": t[:, n:].float().mean(1)}
+            if n > 0 and bb.has_cls_token:
+                refs[lv]["cls"] = t[:, 0].float()
+            continue
         refs[lv] = {}  # nothing independent to compare with
     return refs
 

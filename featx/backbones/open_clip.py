@@ -90,17 +90,28 @@ def _kwargs(arch: str, tag: str) -> dict:
     return {"force_quick_gelu": bool(cfg.get("quick_gelu", False))}
 
 
-def _preprocess(model: nn.Module, cfg: dict) -> Preprocess:
+def pretrained_preprocess(arch: str, tag: str, size: int | tuple | None = None) -> Preprocess:
+    """open_clip's `preprocess` for arch:tag as create_model sets it (its PreprocessCfg defaults,
+    the tag's pretrained config over them, the image tower's size; default: the architecture's
+    configured size)."""
     import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
-    pp = {**open_clip.get_model_preprocess_cfg(model), **{k: v for k, v in cfg.items() if k in
-                                                         ("mean", "std", "interpolation")}}
-    size = pp["size"]
-    size = int(size[0] if isinstance(size, (tuple, list)) else size)
-    # CLIP's eval transform: shorter side to the input size (bicubic), centre crop
-    return Preprocess(size, size, interpolation=str(pp.get("interpolation") or "bicubic"),
-                      mean=tuple(float(m) for m in pp["mean"]),
-                      std=tuple(float(s) for s in pp["std"]), crop_pct=1.0)
+    pp = merge_preprocess_dict(PreprocessCfg(), open_clip.get_pretrained_cfg(arch, tag)
+                               if tag else {})
+    if size is None:
+        size = open_clip.get_model_config(arch)["vision_cfg"]["image_size"]
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if h != w:
+        raise FeatxError(f"--backbone clip/{arch}:{tag}: its input is {h}x{w}, featx extracts "
+                         f"square inputs")
+    # open_clip.transform.image_transform: 'bilinear', else bicubic (also for 'random')
+    interpolation = "bilinear" if pp["interpolation"] == "bilinear" else "bicubic"
+    mean, std = (tuple(float(v) for v in (x if isinstance(x, (tuple, list)) else (x,) * 3))
+                 for x in (pp["mean"], pp["std"]))
+    return Preprocess(int(h), int(h), interpolation=interpolation, mean=mean, std=std,
+                      crop_pct=1.0, resize_mode=pp["resize_mode"],
+                      fill=(int(pp["fill_color"]),) * 3)
 
 
 def resolve(name: str) -> Backbone:
@@ -121,7 +132,7 @@ def resolve(name: str) -> Backbone:
     if kind not in TOWER_TAPS:
         raise FeatxError(f"--backbone clip/{name}: featx cannot tap a {kind} image tower "
                          f"(it taps {', '.join(TOWER_TAPS)})")
-    pp = _preprocess(model, cfg)
+    pp = pretrained_preprocess(arch, tag, open_clip.get_model_preprocess_cfg(model)["size"])
     try:
         taps, rev = TOWER_TAPS[kind](visual, pp.input_size)
     except FeatxError as e:

@@ -16,31 +16,64 @@ from featx.errors import FeatxError
 from featx.levels import LEVELS
 
 
+# how the image is brought to the resize size (the libraries' eval transforms):
+# shortest: the shorter side to resize_size, the longer truncated (torchvision Resize(int));
+# squash: both sides to resize_size (timm crop_mode='squash', open_clip resize_mode='squash');
+# longest: the longer side to resize_size, the shorter rounded (timm crop_mode='border', open_clip
+# resize_mode='longest'), padded with `fill` up to the crop
+RESIZE_MODES = ("shortest", "squash", "longest")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes the model's input: shorter side -> resize_size, centre crop
-    input_size, `interpolation`, then (x/255 - mean) / std."""
+    """How an image becomes the model's input: resize (`resize_mode`) to resize_size in
+    `interpolation`, centre crop input_size (padded with `fill` where smaller, offsets rounded as
+    torchvision's center_crop), then (x/255 - mean) / std."""
 
     input_size: int
     resize_size: int
-    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
+    interpolation: str = "bilinear"  # one of INTERPOLATIONS (PIL's filters)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     crop_pct: float = 1.0
+    resize_mode: str = "shortest"  # one of RESIZE_MODES
+    fill: tuple[int, int, int] = (0, 0, 0)
+    # (resize, crop) of a recipe given as two sizes (torchvision's weights): another input size
+    # S resizes to floor(S * resize / crop), computed exactly rather than through crop_pct
+    ratio: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        # refused when the recipe is read, not image by image in the loader workers
+        if self.resize_mode not in RESIZE_MODES or self.interpolation not in INTERPOLATIONS:
+            raise FeatxError(f"featx cannot reproduce resize mode {self.resize_mode!r} with "
+                             f"interpolation {self.interpolation!r} (it does "
+                             f"{', '.join(RESIZE_MODES)}; {', '.join(INTERPOLATIONS)})")
 
     def describe(self) -> str:
-        """One line for `featx info` and the fingerprint."""
-        return (f"resize-shorter {self.resize_size} {self.interpolation}, center-crop "
-                f"{self.input_size} (crop_pct {self.crop_pct:g}), mean "
-                f"{','.join(f'{m:.4g}' for m in self.mean)}, std "
-                f"{','.join(f'{s:.4g}' for s in self.std)}")
+        """One line for `featx info`, `featx preview` and the fingerprint."""
+        how = {"shortest": f"shorter side to {self.resize_size} (longer truncated)",
+               "squash": f"squash to {self.resize_size}x{self.resize_size}",
+               "longest": f"longer side to {self.resize_size} (shorter rounded)"}[self.resize_mode]
+        pad = f", pad {','.join(map(str, self.fill))}" if self.resize_mode == "longest" else ""
+        return (f"resize {how}, {self.interpolation}{pad}, centre crop {self.input_size} "
+                f"(crop_pct {self.crop_pct:g}), mean {','.join(f'{m:.4g}' for m in self.mean)}, "
+                f"std {','.join(f'{s:.4g}' for s in self.std)}")
+
+    @property
+    def pad_fill(self) -> tuple[int, int, int]:
+        """The padding's colour where the resized image is smaller than the crop: `fill` after
+        a longest-side resize (CenterCropOrPad), black otherwise (torchvision's CenterCrop)."""
+        return tuple(self.fill) if self.resize_mode == "longest" else (0, 0, 0)
 
     def at_size(self, image_size: int | None) -> "Preprocess":
         """The same recipe at another input size (resize by the same crop fraction)."""
         if image_size is None or image_size == self.input_size:
             return self
-        return replace(self, input_size=int(image_size),
-                       resize_size=int(math.floor(image_size / self.crop_pct)))
+        s = int(image_size)
+        resize = s * self.ratio[0] // self.ratio[1] if self.ratio else \
+            int(math.floor(s / self.crop_pct))
+        return replace(self, input_size=s, resize_size=resize)
 
 
 def preprocess_from(input_size: int, crop_pct: float = 1.0, **kw) -> Preprocess:

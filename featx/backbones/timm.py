@@ -158,12 +158,31 @@ def model_taps(model: nn.Module, image_size: int, prefix: str = ""
     return taps, kind, rev
 
 
-def _preprocess(cfg: dict) -> Preprocess:
-    return preprocess_from(int(cfg.get("input_size", (3, 224, 224))[-1]),
-                           float(cfg.get("crop_pct") or 0.875),
-                           interpolation=str(cfg.get("interpolation") or "bicubic"),
-                           mean=tuple(float(m) for m in cfg.get("mean", (0.485, 0.456, 0.406))),
-                           std=tuple(float(s) for s in cfg.get("std", (0.229, 0.224, 0.225))))
+# timm's crop_mode -> featx's resize_mode (timm.data.transforms_imagenet_eval)
+CROP_MODES = {"center": "shortest", "squash": "squash", "border": "longest"}
+
+
+def pretrained_preprocess(cfg: dict, name: str = "") -> Preprocess:
+    """timm's eval transform of a pretrained config (resolve_data_config + create_transform):
+    resize floor(size / crop_pct) by its crop_mode, centre crop, mean/std."""
+    from timm.data import resolve_data_config
+    from timm.data.constants import DEFAULT_CROP_PCT
+
+    data = resolve_data_config(pretrained_cfg=cfg)
+    _, h, w = data["input_size"]
+    mode = data["crop_mode"] or "center"
+    why = (f"its input is {h}x{w}, featx extracts square inputs" if h != w
+           else f"crop_mode {mode!r}" if mode not in CROP_MODES
+           else "crop_border_pixels" if cfg.get("crop_border_pixels") else "")
+    if why:
+        raise FeatxError(f"--backbone timm/{name or cfg.get('architecture', '?')}: featx cannot "
+                         f"reproduce timm's preprocessing ({why})")
+    mean = tuple(float(m) for m in data["mean"])
+    return preprocess_from(int(h), float(data["crop_pct"] or DEFAULT_CROP_PCT),
+                           interpolation=str(data["interpolation"]), mean=mean,
+                           std=tuple(float(s) for s in data["std"]), resize_mode=CROP_MODES[mode],
+                           fill=tuple(round(255 * m) for m in mean) if mode == "border"
+                           else (0, 0, 0))
 
 
 def _meta_model(name: str) -> nn.Module:
@@ -184,7 +203,7 @@ def _meta_model(name: str) -> nn.Module:
 def resolve(name: str) -> Backbone:
     model = _meta_model(name)
     cfg = dict(model.pretrained_cfg)
-    pp = _preprocess(cfg)
+    pp = pretrained_preprocess(cfg, name)
     try:
         taps, kind, rev = model_taps(model, pp.input_size)
     except FeatxError as e:

@@ -117,13 +117,17 @@ SPEC_PREPROCESS = {f"resnet{d}" for d in (18, 34, 50, 101, 152)} | {"vgg16", "vg
 FIXED_SIZE = {"vit"}  # families whose weights fix the input size
 
 
-def _preprocess(name: str, weights) -> Preprocess:
+def weights_preprocess(name: str, weights=None) -> Preprocess:
+    """The eval transform of `name`'s weights (torchvision's weights.transforms()); SPEC's for
+    the papers' ResNet/VGG."""
     if name in SPEC_PREPROCESS:
         return Preprocess(224, 224)
-    t = weights.DEFAULT.transforms()
+    t = (weights or tvm.get_model_weights(name)).DEFAULT.transforms()
     crop, resize = int(t.crop_size[0]), int(t.resize_size[0])
+    # ratio: --image-size S resizes to floor(S * resize / crop) exactly (no rounded crop_pct)
     return Preprocess(crop, resize, interpolation=t.interpolation.value,
-                      mean=tuple(t.mean), std=tuple(t.std), crop_pct=round(crop / resize, 4))
+                      mean=tuple(t.mean), std=tuple(t.std), crop_pct=crop / resize,
+                      ratio=(resize, crop))
 
 
 def _entry(name: str) -> Backbone:
@@ -135,7 +139,7 @@ def _entry(name: str) -> Backbone:
     except NotImplementedError:  # RegNet computes its widths with tensors: build it on the CPU
         meta = tvm.get_model(name, weights=None).to("meta")
     taps = FAMILY_TAPS[family](meta)
-    pp = _preprocess(name, weights)
+    pp = weights_preprocess(name, weights)
     dims = trace_dims(meta, taps, pp.input_size)
     return Backbone(name=name, family=family, source="torchvision", taps=taps, dims=dims,
                     default_preprocess=pp, num_prefix_tokens=1 if family == "vit" else 0,

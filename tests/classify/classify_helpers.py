@@ -40,3 +40,13 @@ def copy_cache(src, dst, edit=None) -> Path:
 
 def minority(classes, shares=FI_SHARES, k: int = 2) -> list[str]:
     return [classes[i] for i in np.argsort(shares)[:k]]
+
+
+def add_prompts(f, emb: np.ndarray, class_embeddings: np.ndarray, scale: float) -> None:
+    """Give an open cache (h5py.File) an emb level and CLIP-like zero-shot prompts."""
+    f["features"].create_dataset("emb", data=emb.astype(np.float32))
+    g = f.create_group("zeroshot")
+    g.create_dataset("templates", data=np.array(["a photo of {}."], dtype=object),
+                     dtype=h5py.string_dtype())
+    g.create_dataset("class_embeddings", data=class_embeddings.astype(np.float32))
+    g.attrs["logit_scale"] = scale

@@ -106,3 +106,24 @@ def test_real_cache_stack_and_image_folder_with_other_settings_refused(real_cach
     run("stack", other, "--levels", "L3,L4", "--folds", "2", "--out", model, "--quiet")
     res = run("predict", model, cache, ok=False)  # gap features for a gmp model
     assert res.exit_code != 0 and "pool" in res.output and "Traceback" not in res.output
+
+
+def test_predict_one_image_file_and_a_file_that_is_neither(real_cache, tmp_path):
+    images, cache = real_cache
+    model = tmp_path / "m.npz"
+    run("fit", cache, "--levels", "L4", "--out", model, "--quiet")
+    run("predict", model, cache, "--out", tmp_path / "c.csv")
+    from_cache = {r["path"]: r for r in _read(tmp_path / "c.csv")}
+    one = sorted(images.rglob("*.jpg"))[5]
+    res = run("predict", model, one, "--out", tmp_path / "one.csv", "--quiet")
+    (row,) = _read(tmp_path / "one.csv")
+    ref = from_cache[one.relative_to(images).as_posix()]
+    assert row["path"] == one.name and row["predicted"] == ref["predicted"]
+    assert float(row["p_awe"]) == pytest.approx(float(ref["p_awe"]), abs=1e-4)
+    assert "1 predictions written" in res.output
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    bad = run("predict", model, notes, "--out", tmp_path / "x.csv", ok=False)
+    assert bad.exit_code == 1 and "neither a feature cache (HDF5) nor an image file" in bad.output
+    assert str(notes) in bad.output and len(bad.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()

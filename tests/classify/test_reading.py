@@ -120,3 +120,25 @@ def test_stack_names_its_untuned_levels_and_shows_its_weights(balanced, tmp_path
             np.std([f[lv] for f in folds], ddof=1))
     assert (f"L3 {summary['level_weights']['L3']:.3f}±{summary['level_weights_std']['L3']:.3f}"
             in res.stdout)
+
+
+def test_map_file_error_names_the_cache_whose_classes_are_missing(tmp_path):
+    import json
+
+    from classify.synthetic import FI_CLASSES, write_synthetic_cache
+    from .classify_helpers import copy_cache
+
+    a = write_synthetic_cache(tmp_path / "train.h5", n=160, dims={"L4": 8}, tag="same")
+    b = write_synthetic_cache(tmp_path / "other.h5", n=80, dims={"L4": 8}, tag="same")
+    renamed = [{"anger": "angry", "fear": "scared"}.get(x, x) for x in FI_CLASSES]
+    b2 = copy_cache(b, tmp_path / "renamed.h5",
+                    lambda f: f.attrs.__setitem__("classes", json.dumps(renamed)))
+    mapfile = tmp_path / "map.csv"
+    negative = ("anger", "disgust", "fear", "sadness")
+    mapfile.write_text("".join(f"{c},{'neg' if c in negative else 'pos'}\n" for c in FI_CLASSES))
+    run("fit", a, "--task", mapfile, "--eval", b, "--quiet")  # both covered: fine
+    bad = run("fit", a, "--task", mapfile, "--eval", b2, "--quiet", ok=False)
+    assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1
+    assert f"classes angry, scared of the --eval cache {b2} are not in {mapfile}" in bad.output
+    bad = run("fit", b2, "--task", mapfile, "--quiet", ok=False)
+    assert f"classes angry, scared of the training cache {b2} are not in" in bad.output

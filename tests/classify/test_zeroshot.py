@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from .classify_helpers import SMALL_DIMS, read_json, run
+from .classify_helpers import SMALL_DIMS, add_prompts, read_json, run
 from classify.synthetic import write_synthetic_cache
 
 EMB_DIM = 16
@@ -25,13 +25,7 @@ def _with_prompts(path, perm=None, scale=50.0):
         vecs = np.linalg.qr(rng.normal(size=(EMB_DIM, EMB_DIM)))[0][:C]  # orthonormal rows
         emb = 3.0 * vecs[labels] + 0.05 * rng.normal(size=(len(labels), EMB_DIM))
         emb[~f["valid"][:]] = 0
-        f["features"].create_dataset("emb", data=emb.astype(np.float32))
-        g = f.create_group("zeroshot")
-        g.create_dataset("templates", data=np.array(["a photo of {}."], dtype=object),
-                         dtype=h5py.string_dtype())
-        g.create_dataset("class_embeddings",
-                         data=(vecs if perm is None else vecs[perm]).astype(np.float32))
-        g.attrs["logit_scale"] = scale
+        add_prompts(f, emb, vecs if perm is None else vecs[perm], scale)
     return path
 
 

@@ -28,6 +28,7 @@ def test_extract_emotion6_kfold_with_conflict(tmp_path):
     res = run_featx("extract", root, *loud, "--split", "kfold:3", "--out", out)
     assert res.exit_code == 0, res.output
     assert "1 label conflicts" in res.output and "anger/0.jpg [anger]" in res.output
+    assert res.output.splitlines()[0] == f"dataset      emotion6 (detected) from {root}"
     with Cache(out) as c:
         assert c.attrs["dataset_format"] == "emotion6" and c.attrs["split_spec"] == "kfold:3"
         assert c.classes == ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -44,6 +45,8 @@ def test_extract_emotion6_kfold_with_conflict(tmp_path):
     info = run_featx("info", out).output
     assert "dataset      emotion6" in info and "folds        0:" in info
     assert "label dist   /label_dist (13, 6)" in info and "1 label conflicts" in info
+    with Cache(out) as c:
+        assert f"features     {c.attrs['feature_fingerprint']} (" in info
     # the policy changes the file list: a different cache, refused at the same --out
     res = run_featx("extract", root, *FAST, "--split", "kfold:3", "--out", out,
                     "--conflicts", "drop")

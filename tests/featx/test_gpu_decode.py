@@ -49,3 +49,24 @@ def test_mixed_batch_like_the_cpu_decoder(tmp_path):
     assert diff < 4
     assert gx[0, 0, 2, 16] > 200 and gx[0, 2, 29, 16] > 200  # red on top, blue at the bottom
     assert GPU_DECODER.preprocessing != CPU_DECODER.preprocessing
+
+
+@pytest.mark.parametrize("mode,crop,resize", [("shortest", 40, 45), ("squash", 40, 45),
+                                              ("longest", 40, 40), ("shortest", 48, 41)])
+def test_resize_modes_and_padding_as_the_cpu_path(mode, crop, resize):
+    """The device path takes featx.preprocess.geometry's sizes, padding and crop offsets; only
+    the interpolation kernels differ (torch's antialiased vs PIL's) in the last bits."""
+    from featx.backbones import Preprocess
+    from featx.preprocess import to_model_input
+
+    a = np.random.default_rng(1).integers(0, 255, (30, 45, 3), dtype=np.uint8)
+    a = np.asarray(Image.fromarray(a).resize((90, 60)))  # smooth-ish content
+    pp = Preprocess(crop, resize, interpolation="bicubic", resize_mode=mode, fill=(9, 99, 199))
+    ref = np.asarray(to_model_input(Image.fromarray(a), pp)).astype(int)
+    got = orient_resize_crop(torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous(), 1, pp)
+    got = got.permute(1, 2, 0).numpy().astype(int)
+    assert got.shape == ref.shape == (crop, crop, 3)
+    padded = np.all(ref == pp.pad_fill, axis=-1)
+    assert padded.any() == (mode == "longest" or resize < crop)
+    assert np.array_equal(got[padded], ref[padded])
+    assert np.abs(got - ref).mean() < 3

@@ -59,8 +59,10 @@ def test_timm_vit_under_torchrun_killed_and_resumed(data, tmp_path):
     assert "L0-L4 logreg" in _classify("fit", out, "--levels", "L0-L4", "--quiet")
     from .featx_helpers import run_featx
     info = run_featx("info", out).output
-    assert "resize shorter side to 177 (bicubic), centre crop 160 (crop_pct 0.9)" in info
-    assert "mean 0.5, 0.5, 0.5" in info and "token levels L0, L1, L2, L3, L4" in info
+    assert "resize shorter side to 177 (longer truncated), bicubic, centre crop 160 (crop_pct " \
+        "0.9)" in info
+    assert "mean 0.5,0.5,0.5" in info and "token levels L0, L1, L2, L3, L4" in info
+    assert "decoding     v2:pil-full-decode" in info
 
 
 def test_clip_killed_and_resumed_with_prompts_and_zeroshot(data, tmp_path):

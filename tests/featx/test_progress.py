@@ -54,3 +54,33 @@ def test_terminal_gets_a_live_bar():
                 bar.update()
     assert "\r" in term.getvalue() and "\r" not in log.getvalue()
     assert log.getvalue().splitlines()[-1].startswith("x: 5/5 img (100%), ")
+
+
+def test_warmup_items_do_not_count_in_the_rate(monkeypatch):
+    """A start-up paid by the first item (60 s, then 1 s an item): the ETA says "estimating"
+    until an item after it has finished, then counts from its end (1 img/s)."""
+    import featx.progress as progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    bar = Progress(10, "x", "img", stream=log, interval=0, warmup=1)
+    for k in range(1, 11):
+        clock[0] = 60.0 + (k - 1)
+        bar.update()
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "x: 1/10 img (10%), ETA estimating"
+    for k, line in enumerate(lines[1:-1], start=2):
+        assert line == f"x: {k}/10 img ({10 * k}%), 1 img/s, ETA 0:00:{10 - k:02d}"
+    assert lines[-1] == "x: 10/10 img (100%), 1 img/s, 0:01:09 elapsed"
+    plain = io.StringIO()  # without warm-up: the start-up inflates the ETA
+    clock[0] = 0.0
+    bar = Progress(10, "x", "img", stream=plain, interval=0)
+    clock[0] = 60.0
+    bar.update()
+    assert plain.getvalue().splitlines()[0].endswith("ETA 0:09:00")
+    term = _Terminal()
+    with Progress(10, "x", "img", stream=term, warmup=1) as live:
+        for _ in range(10):
+            live.update()
+    assert "10/10" in term.getvalue().split("\r")[-1]

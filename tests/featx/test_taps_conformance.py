@@ -4,6 +4,7 @@ forward_intermediates and pre-logits, open_clip's encode_image, hooks for maps) 
 line; and the cases the issue found, through the CLI."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from .featx_helpers import run_featx
 from featx.backbones import get_backbone
-from featx.backbones.conformance import check
+from featx.backbones.conformance import check, compare
 from featx.errors import FeatxError
 from featx.extract import feature_settings
 from featx.extractor import MultiLevelExtractor, check_pool
@@ -70,6 +71,21 @@ def test_class_token_only_after_the_main_blocks():
         check_pool(bb, ["L0", "L4"], "cls")
 
 
+@pytest.mark.parametrize("name,levels,old", [
+    # featx's first taps: one class token counted at every level of XCiT
+    ("timm/xcit_nano_12_p16_224", LEVELS[:4], dict(prefix=1, cls=True)),
+    # ...and L4 of a gap ViT before its head's fc_norm
+    ("timm/vit_wee_patch16_reg1_gap_256", ["L4"], dict(module="norm", kind="tokens", prefix=1)),
+])
+def test_the_reference_catches_the_old_taps(name, levels, old):
+    bb = get_backbone(name)
+    model = build_model(bb, "none", seed=0, image_size=32)[0].eval()
+    assert compare(model, bb, 32).status == "exact"
+    wrong = replace(bb, taps={**bb.taps, **{lv: replace(bb.taps[lv], **old) for lv in levels}})
+    v = compare(model, wrong, 32)
+    assert v.status == "wrong" and all(f"{lv}/gap" in v.reason for lv in levels), v.reason
+
+
 def test_new_taps_change_the_fingerprint_only_where_they_changed():
     def fp(name, rev):
         s = feature_settings(name, "none", LEVELS, "gap", 32, "float32", 0, "p", "float32")
@@ -122,3 +138,25 @@ def test_refusals_come_before_any_image_and_leave_nothing(small_set, tmp_path):
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
         assert not out.exists() and not (tmp_path / "t.h5.parts").exists()
+
+
+def test_a_cache_or_work_folder_of_the_old_taps_is_never_resumed(small_set, tmp_path):
+    from featx.parts import Parts
+    from featx.settings import from_cache_attrs, full_fingerprint
+
+    name = "timm/xcit_nano_12_p16_224"
+    args = ["extract", small_set, "--backbone", name, "--weights", "none", "--image-size", "32",
+            "--device", "cpu", "--workers", "0", "--quiet", "--layers", "L3,L4"]
+    out = tmp_path / "x.h5"
+    assert run_featx(*args, "--out", out).exit_code == 0
+    with h5py.File(out, "r+") as f:  # what featx wrote before the taps were traced
+        old = {k: v.item() if isinstance(v, np.generic) else v
+               for k, v in from_cache_attrs(f.attrs).items()}
+        assert old["backbone"] == name
+        f.attrs["fingerprint"] = full_fingerprint(old)
+    r = run_featx(*args, "--out", out)
+    assert r.exit_code == 1 and f"backbone {name} -> {name} (taps-2)" in r.output, r.output
+    Parts(tmp_path / "y.h5").create({"fingerprint": full_fingerprint(old), "settings": old})
+    r = run_featx(*args, "--out", tmp_path / "y.h5")
+    assert r.exit_code == 1 and "older taps of this model: delete the folder" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -128,6 +128,12 @@ def test_overrides_apply_to_the_plan():
     assert [s["epochs"] for s in p["stages"]] == [3, 2]
     assert [g["lr"] for g in p["stages"][0]["param_groups"]] == [0.01, 0.1]
     assert p["stages"][1]["optimizer"]["name"] == "adam"
+    # --lr alone leaves the heads at their own rate, as --help says
+    p = plan("resnet_ensemble", "--lr", "0.01", "--backbone", "resnet18")
+    assert [g["lr"] for g in p["stages"][0]["param_groups"]] == [0.01, 1e-3]
+    text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert "keeps its own rate (the papers' fixed 1e-3, not scaled with --lr): set it with " \
+           "--head-lr" in text
 
 
 @pytest.mark.parametrize("args, message", [
