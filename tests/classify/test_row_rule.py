@@ -124,15 +124,21 @@ def test_predict_report_with_the_models_task_on_cache_and_folder(made, tmp_path)
                     f"m.npz's training or validation rows: they are not scored") in res.output
 
 
-def test_predict_report_without_the_images_writes_csv_and_a_note(made, tmp_path):
-    folder, m = made
+def _model_and_copy(m, tmp_path, name: str, edit):
+    """A model fitted on the ratio cache, and a copy of that cache changed by edit(h5py.File)."""
     src = m["ratio", "emotion"]
     model = tmp_path / "m.npz"
     run("fit", src.path, "--out", model, "--quiet")
-    cache = tmp_path / "moved.h5"
+    cache = tmp_path / name
     shutil.copy(src.path, cache)
     with h5py.File(cache, "a") as f:
-        f.attrs["data_root"] = str(tmp_path / "gone")
+        edit(f)
+    return src, model, cache
+
+
+def test_predict_report_without_the_images_writes_csv_and_a_note(made, tmp_path):
+    _, model, cache = _model_and_copy(made[1], tmp_path, "moved.h5", lambda f: f.attrs.__setitem__(
+        "data_root", str(tmp_path / "gone")))
     res = run("predict", model, cache, "--report", tmp_path / "rep", "--out",
               tmp_path / "p.csv")
     assert "note: no error-analysis gallery" in res.output
@@ -142,15 +148,10 @@ def test_predict_report_without_the_images_writes_csv_and_a_note(made, tmp_path)
 
 
 def test_predict_refuses_when_nothing_is_left_or_the_model_does_not_say(made, tmp_path):
-    folder, m = made
-    src = m["ratio", "emotion"]
-    model = tmp_path / "m.npz"
-    run("fit", src.path, "--out", model, "--quiet")
-    # a cache of only the model's train+val images: nothing to score
-    only_seen = tmp_path / "seen.h5"
-    shutil.copy(src.path, only_seen)
-    with h5py.File(only_seen, "a") as f:
+    def train_val_only(f):  # a cache of only the model's train+val images: nothing to score
         f["valid"][:] = f["valid"][:] & (f["split"][:] != 2)
+
+    src, model, only_seen = _model_and_copy(made[1], tmp_path, "seen.h5", train_val_only)
     _one_line_error(run("predict", model, only_seen, "--json", tmp_path / "p.json", ok=False),
                     "no image to score")
     # a model file that does not record its rows: refused for an evaluation, fine for a CSV
