@@ -62,9 +62,10 @@ def main() -> None:
                 fast.append(_seconds(path, pp, True, args.per_round))
             a, b = load_preprocessed(path, pp)[0], load_preprocessed(path, pp, True)[0]
             d = (a.int() - b.int()).abs()
+            ratios = [x / y for x, y in zip(full, fast)]
             print(f"{label}: full {1e3 * np.median(full):.1f} ms, fast {1e3 * np.median(fast):.1f}"
-                  f" ms per image: fast-decode {np.median(full) / np.median(fast):.2f}x "
-                  f"(rounds {', '.join(f'{x / y:.2f}' for x, y in zip(full, fast))}); pixels "
+                  f" ms per image: fast-decode {np.median(ratios):.2f}x (median of the rounds "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}); pixels "
                   f"differ by max {int(d.max())}, mean {float(d.float().mean()):.2f} /255")
 
 

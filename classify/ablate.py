@@ -249,14 +249,32 @@ class GridRun:
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
              seed: int | None = None, quiet: bool = False, split: str | None = None,
-             task: str | None = None, shots: Sequence[int] = (), trials: int = 5) -> GridRun:
-    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes.
-    With `shots`: the few-shot protocol, each K's summaries compared with the baseline's."""
-    from joblib import Parallel, delayed
+             task: str | None = None, shots: Sequence[int] = (), trials: int = 5,
+             backend: str | None = None) -> GridRun:
+    """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes,
+    or as tasks on a Dask cluster (`backend`, classify.cluster). With `shots`: the few-shot
+    protocol, each K's summaries compared with the baseline's."""
     from featx.progress import track
 
+    from classify.cluster import parse_backend, run_calls
     from classify.models import model_kind
 
+    kind, _ = parse_backend(backend)
+    if grid == "fusion":  # several caches of the same images: classify.fusion_grid
+        from classify.fusion_grid import run_fusion_grid
+
+        if shots:
+            raise FeatxError("--grid fusion with --shots: run fit/stack --shots on the fused "
+                             "caches instead")
+        if kind != "local":
+            raise FeatxError(f"--grid fusion runs its rows locally; --backend {backend} is for "
+                             f"the other grids")
+        if seed is None:  # the seed of the first cache's split (classify.protocol.resolve)
+            from classify.protocol import cache_seed
+
+            with Cache(caches[0]) as c:
+                seed = cache_seed(c)
+        return run_fusion_grid(caches, jobs=jobs, seed=seed, quiet=quiet, split=split, task=task)
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
     from classify.protocol import resolve
@@ -290,10 +308,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         # rows run in processes; a row's LightGBM (OpenMP) threads share the cores with the
         # other rows': more threads than cores makes OpenMP spin and LightGBM several x slower
         threads = max(1, cpus // workers)
-        gen = Parallel(n_jobs=workers, return_as="generator_unordered")(
-            delayed(_run_row_indexed)(i, specs[i], seed, str(files[i]), threads, split, task,
-                                      shots, trials)
-            for i in todo)
+        gen = run_calls(backend, workers, _run_row_indexed,
+                        [(i, specs[i], seed, str(files[i]), threads, split, task, shots, trials)
+                         for i in todo])
         # the first row also pays the workers' start-up: the ETA counts from its end
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
                                quiet=quiet, warmup=1):

@@ -29,7 +29,7 @@ def _levels(ctx, param, value: str) -> list[str] | str:
 _CACHE = click.argument("cache", type=click.Path(dir_okay=False))
 _CACHES = click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
-                     help="Write SPEC's {\"rows\": [...]} document here.")
+                     help="Write the {\"rows\": [...]} document here (docs/rows.md).")
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -44,8 +44,9 @@ _SPLIT = click.option("--split", default=None,
                            "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
 _TASK = click.option("--task", default=None,
-                     help="emotion, sentiment (SPEC's positive/negative map) or a map file "
-                          "class,sentiment (default: the task the cache was extracted with).")
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map "
+                          "file class,sentiment (default: the task the cache was extracted "
+                          "with).")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
                            "--report gallery (default: the folder the cache records).")
@@ -236,7 +237,10 @@ def _jobs(jobs: int | None) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Classical models, stacking and ablation grids on featx feature caches."""
+    """Classical models, stacking and ablation grids on featx feature caches.
+
+    Reference: docs/ in the featx repository (rows.md: the tables and --json documents;
+    model-files.md; cache.md)."""
 
 
 @main.command()
@@ -373,7 +377,8 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @main.command()
 @click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--grid", default="default", show_default=True,
-              help="default, quick, or a JSON file listing rows.")
+              help="default, quick, fusion (several caches of the same images: what each "
+                   "backbone adds), or a JSON file listing rows.")
 @click.option("--out", "out_dir", default="cache/ablation", show_default=True,
               type=click.Path(file_okay=False),
               help="Table (ablation.md/.csv/.json) and cached rows go here.")
@@ -387,10 +392,14 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
 @_QUIET
 @_SEED
 @_JOBS
+@click.option("--backend", default="local", show_default=True, metavar="local|dask[:ADDRESS]",
+              help="Where the rows run: local processes (--jobs), or tasks on a Dask cluster: "
+                   "a LocalCluster of --jobs workers, or the scheduler at ADDRESS (e.g. a "
+                   "dask-jobqueue SLURMCluster's; caches and --out on a shared filesystem).")
 @one_line_errors
 @tracked("ablate")
 def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json_path,
-           report_dir, quiet, seed, jobs):
+           report_dir, quiet, seed, jobs, backend):
     """Run an ablation grid over one or more CACHES; one table with McNemar's test (accuracy)
     and a paired bootstrap test (macro recall) of every row against the baseline."""
     from pathlib import Path
@@ -403,7 +412,8 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
     _check_outputs({"--json": json_path}, {"--out": out_dir, "--report": report_dir})
     run = run_grid(list(caches), grid, out_dir, jobs=_jobs(jobs), seed=seed, quiet=quiet,
-                   split=split, task=task, shots=_shots(shots, None, None), trials=trials)
+                   split=split, task=task, shots=_shots(shots, None, None), trials=trials,
+                   backend=backend)
     doc = rows_document(run.results)
     shown = shown_rows(doc["rows"], folds_detail)
     out = Path(out_dir)
@@ -436,10 +446,10 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 def zeroshot(cache, split, task, json_path, report_dir, seed):
     """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings, on the
     test images of the protocol (under kfold:K each fold's and the pooled row)."""
-    from classify.zeroshot import run_zeroshot
+    from classify.zeroshot import zeroshot_results
 
     _check_outputs({"--json": json_path}, {"--report": report_dir})
-    results = run_zeroshot(cache, seed=seed, split=split, task=task)
+    results = zeroshot_results(cache, seed=seed, split=split, task=task)
     classes = list(results[-1].row["test"]["per_class_recall"])  # after --task
     _emit(results, classes, json_path, report_dir, "classify zeroshot")
 
@@ -451,16 +461,17 @@ def zeroshot(cache, split, task, json_path, report_dir, seed):
 @click.option("--html", "fmt", flag_value="html", help="An HTML page holding the table.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the table here instead of printing it.")
+@_FOLDS_DETAIL
 @one_line_errors
-def table(files, fmt, out_path):
+def table(files, fmt, out_path, folds_detail):
     """One table of the rows in FILES: --json files of fit, stack, ablate, zeroshot, predict and
     finetune eval, and finetune run folders (or their test.json), with the same columns and
     95% intervals. A file column appears when the rows come from several files, a protocol
     column when they were not evaluated on the same split, seed and task."""
-    from classify.report import csv_table, html_page, markdown_table, text_table
+    from classify.report import csv_table, html_page, markdown_table, shown_rows, text_table
     from classify.table import gather, protocols
 
-    rows = gather(files)
+    rows = shown_rows(gather(files), folds_detail)
     render = {"md": markdown_table, "csv": csv_table, "html": html_page}.get(fmt, text_table)
     text = render(rows)
     if out_path:
@@ -530,10 +541,10 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, json_p
     fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
     if fused and "sources" not in bundle:
         raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
-    if fused and target.is_dir():
-        raise FeatxError(f"{target}: a fused model predicts on its caches "
-                         f"({', '.join(s['alias'] for s in bundle['sources'])}); extract "
-                         f"them with featx extract and give them in that order")
+    if fused and target.is_dir() and more:
+        raise FeatxError(f"{target}: give a fused model its caches in order "
+                         f"({', '.join(s['alias'] for s in bundle['sources'])}), or one image "
+                         f"folder (each backbone extracts in turn)")
     if target.is_dir() or _image_file(target):
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():

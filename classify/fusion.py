@@ -4,6 +4,7 @@ settings may differ (that is the point)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -105,11 +106,12 @@ def _first_diff(a, b) -> int | None:
     return int(np.flatnonzero(np.asarray(a) != np.asarray(b))[0])
 
 
-def parse_sources(caches: Sequence[str], spec: str) -> list[Source]:
+def parse_sources(caches: Sequence[str], spec: str,
+                  names: Sequence[str] | None = None) -> list[Source]:
     """`--levels` for several caches: 'L3,L4' for each cache, or ALIAS:LEVELS items
     ('clip:emb,resnet101:L3-L4,L2' -- a plain item continues the alias before it). An alias is
     a cache's backbone alias (see `aliases`) or its file stem."""
-    names = aliases(caches)
+    names = list(names or aliases(caches))
     stems = [Path(c).stem for c in caches]
     items = [p.strip() for p in spec.split(",") if p.strip()]
     if not any(SEP in p for p in items):
@@ -159,6 +161,8 @@ class FusedData(LevelData):
         out = []
         for i in self.source_info:
             extract = {k: i["attrs"][k] for k in _EXTRACT_ATTRS if k in i["attrs"]}
+            if isinstance(extract.get("layers"), str):  # stored as JSON text in the cache
+                extract["layers"] = json.loads(extract["layers"])
             out.append({k: v for k, v in i.items() if k != "attrs"} | {"extract": extract})
         return out
 
@@ -166,12 +170,13 @@ class FusedData(LevelData):
 class Fused:
     """What `run_fit` / `run_stack` take instead of a cache path to fuse several caches."""
 
-    def __init__(self, caches: Sequence[str | os.PathLike], levels: str):
+    def __init__(self, caches: Sequence[str | os.PathLike], levels: str,
+                 names: Sequence[str] | None = None):
         self.caches = [str(c) for c in caches]
         if len(self.caches) < 2:
             raise FeatxError("fusion needs at least two caches")
         check_same_images(self.caches)
-        self.sources = parse_sources(self.caches, levels)
+        self.sources = parse_sources(self.caches, levels, names)
         for s in self.sources:
             with Cache(s.cache) as c:
                 c.check_levels(s.levels)

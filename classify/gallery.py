@@ -35,6 +35,7 @@ class Evaluated:
     paths: list[str]  # as stored in the cache (featx.pathnames), relative to `root`
     root: Path
     escaped: bool = True  # paths use featx.pathnames' escapes (caches from 2026-11-25 on)
+    dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
 
     def file(self, i: int) -> str:
         return os.path.join(self.root, from_stored(self.paths[i]) if self.escaped
@@ -148,7 +149,7 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
                    f"({ev.proba[i, t]:.2f})<br>predicted <b>{html.escape(ev.classes[p])}</b> "
                    f"({ev.proba[i, p]:.2f})<br><span class=top>top 3: "
                    + ", ".join(f"{html.escape(ev.classes[c])} {ev.proba[i, c]:.2f}" for c in top)
-                   + "</span>")
+                   + "</span>" + _votes(ev, i))
         attrs = (f'data-path="{html.escape(name)}" data-true="{html.escape(ev.classes[t])}" '
                  f'data-pred="{html.escape(ev.classes[p])}"')
         if i in missing:
@@ -195,6 +196,16 @@ def write_gallery(folder: str | os.PathLike, ev: Evaluated, title: str = "error 
     return page
 
 
+def _votes(ev: Evaluated, i: int) -> str:
+    """The image's human vote distribution (its three largest shares), beside the prediction."""
+    if ev.dist is None:
+        return ""
+    top = [c for c in np.argsort(-ev.dist[i], kind="stable")[:3] if ev.dist[i, c] > 0]
+    return ("<br><span class=votes>votes: "
+            + ", ".join(f"{html.escape(ev.classes[c])} {ev.dist[i, c]:.2f}" for c in top)
+            + "</span>")
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -204,7 +215,7 @@ figure{{margin:0;width:{THUMB_PX + 10}px;font-size:11px;overflow-wrap:anywhere}}
 figure img{{max-width:{THUMB_PX}px;max-height:{THUMB_PX}px;min-width:96px;display:block}}
 .missing{{width:{THUMB_PX}px;height:80px;background:#eee;color:#a00;display:flex;
 align-items:center;justify-content:center}}
-h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}}
+h3{{font-size:15px;margin:1.4em 0 .4em}} .top{{color:#666}} .votes{{color:#063}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style>
 </head><body>
 {body}
@@ -220,12 +231,15 @@ def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated
         from classify.training import Tested, _proba
 
         te = trained.data["test"]
-        t = [Tested(te.paths, te.y, _proba(trained.estimator, te.X, len(trained.data.classes)))]
+        t = [Tested(te.paths, te.y, _proba(trained.estimator, te.X, len(trained.data.classes)),
+                    te.dist)]
     attrs = trained.data.attrs
+    dists = [x.dist for x in t]
     return Evaluated(list(trained.data.classes), np.concatenate([x.y for x in t]),
                      np.concatenate([x.proba for x in t]), [p for x in t for p in x.paths],
                      data_root(attrs, data, trained.data.cache),
-                     escaped=bool(attrs.get("path_escapes")))
+                     escaped=bool(attrs.get("path_escapes")),
+                     dist=None if any(d is None for d in dists) else np.concatenate(dists))
 
 
 def evaluated_cross(trained, other: str, class_map: dict[str, str],
@@ -251,5 +265,7 @@ def evaluated_from_predictions(preds, classes: Sequence[str], rows: np.ndarray,
                                y: np.ndarray, root: Path, escaped: bool = True) -> Evaluated:
     """The scored images of `classify predict` (classify.predict.scored: `rows`, their true
     classes `y`)."""
+    dist = getattr(preds, "dist", None)
     return Evaluated(list(classes), np.asarray(y), preds.proba[rows],
-                     [preds.paths[i] for i in rows], root, escaped=escaped)
+                     [preds.paths[i] for i in rows], root, escaped=escaped,
+                     dist=None if dist is None else dist[rows])

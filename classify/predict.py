@@ -24,6 +24,7 @@ class Predictions:
     labels: list[str] | None = None  # true class names, when known
     split: list[str] | None = None
     source_labels: list[str] | None = None  # a cache's classes before its own --task map
+    dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
 
 
 @dataclass
@@ -94,8 +95,11 @@ def predict_cache(bundle: dict, path: str | os.PathLike) -> Predictions:
         split = [cache.split_names[s] for s in cache.split]
         errors = [e or ("" if v else "invalid row") for e, v in zip(cache.errors, valid)]
         source = cache.before_task
+        dist = cache.label_dist  # votes over the model's classes only
+        same = list(cache.classes) == list(bundle["classes"])
         return Predictions(cache.paths, proba, errors, labels, split,
-                           [source[0][y] for y in source[1]] if source else None)
+                           [source[0][y] for y in source[1]] if source else None,
+                           dist=dist if same else None)
 
 
 def _settings_diff(bundle: dict, cache: Cache) -> str:
@@ -123,7 +127,23 @@ def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int =
         rel = find_images(folder)
     if not rel:
         raise FeatxError(f"{folder}: no images found")
-    ex = bundle.get("extract", {})
+    # a fused model (classify.fusion): each cache's backbone in turn, its blocks ALIAS:LEVEL
+    fused = "sources" in bundle
+    features, valid, errors = {}, np.ones(len(rel), dtype=bool), [""] * len(rel)
+    for src in bundle["sources"] if fused else [bundle]:
+        f, v, e = _extract_like(src, folder, rel, batch_size, device, quiet)
+        features.update({f"{src['alias']}:{lv}": f[lv] for lv in src["levels"]} if fused else f)
+        valid &= np.asarray(v, dtype=bool)
+        errors = [a or b for a, b in zip(errors, e)]
+    proba = _assemble(bundle, features, valid)
+    return Predictions([show(p) for p in rel], proba, [show(e or "") for e in errors])
+
+
+def _extract_like(model: dict, folder: Path, rel: list[str], batch_size: int, device: str,
+                  quiet: bool):
+    """(features, valid, errors) of `rel` under `folder`, extracted with the settings `model`
+    (a model bundle, or one cache of a fused one) records; refused unless they match its."""
+    ex = model.get("extract", {})
     needed = ("backbone", "weights_source", "layers", "pool", "image_size", "dtype")
     if any(k not in ex for k in needed):
         raise FeatxError(f"the model was trained on a cache without featx extract settings "
@@ -137,13 +157,12 @@ def predict_images(bundle: dict, folder: str | os.PathLike, *, batch_size: int =
         layers=ex["layers"], pool=ex["pool"], image_size=int(ex["image_size"]),
         dtype=ex["dtype"], seed=int(ex.get("seed", 0)), batch_size=batch_size, device=device,
         quiet=quiet, fast_decode=is_fast_decode(str(ex.get("preprocessing", ""))))
-    if fp != bundle["feature_fingerprint"]:
+    if fp != model["feature_fingerprint"]:
         raise FeatxError(f"{folder}: features extracted here do not match the model's "
-                         f"(feature_fingerprint {fp[:12]} != {bundle['feature_fingerprint'][:12]}"
+                         f"(feature_fingerprint {fp[:12]} != {model['feature_fingerprint'][:12]}"
                          f"); e.g. another device precision or decoder: extract a cache with "
                          f"featx extract and predict on it")
-    proba = _assemble(bundle, features, np.asarray(valid, dtype=bool))
-    return Predictions([show(p) for p in rel], proba, [show(e or "") for e in errors])
+    return features, valid, errors
 
 
 def predictions_csv(preds: Predictions, classes: list[str]) -> str:

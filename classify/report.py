@@ -23,7 +23,8 @@ def _p(v) -> str:
 
 
 def _cache_label(row: dict) -> str:
-    return Path(row.get("cache", "")).stem
+    # a fused row's cache is "A.h5 + B.h5" (classify.fusion.Fused): each file's stem
+    return "+".join(Path(c).stem for c in row.get("cache", "").split(" + "))
 
 
 def _val(r: dict, metric: str):

@@ -39,7 +39,7 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
                           faint: float = 0.25, rank: int = 8, rotate: bool = True,
                           invalid: int = 0,
                           tag: str = "synthetic", feature_fingerprint: str | None = None,
-                          prefix: str = "") -> str:
+                          feature_seed: int | None = None, prefix: str = "") -> str:
     """Write a complete cache of n rows; returns its path.
 
     Level l encodes classes c with c % n_levels == l (and the next one) with `strong` mean shift,
@@ -47,13 +47,14 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
     (`rotate=False`: along the first `rank` feature axes, a signal that trees split on easily).
     `invalid` rows are marked undecodable (zero features, an error text). `tag` changes the
     fingerprints, e.g. to tell two caches of the same size apart; `feature_fingerprint` forces
-    that attribute (to forge mismatches in tests); `prefix` starts every relative path (another
-    set's images have other names).
+    that attribute (to forge mismatches in tests); `feature_seed` draws other features for the
+    same images, labels and split (caches of several backbones); `prefix` starts every relative
+    path (another set's images have other names).
     """
     dims = dict(dims or {"L0": 16, "L1": 24, "L2": 32, "L3": 48, "L4": 64})
     k = len(classes)
     shares = list(shares) if shares is not None else [1.0] * k
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if feature_seed is None else feature_seed)
     labels = synthetic_labels(n, shares, seed)
     paths = [f"{prefix}{classes[y]}/img_{i:06d}.jpg" for i, y in enumerate(labels)]
     split = stratified_split(labels, np.arange(n), split_spec, seed)
@@ -65,7 +66,8 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
     levels = list(dims)
     extra = {"layers": levels, "preprocessing": "synthetic", "weights_source": "none",
              "feature_fingerprint": feature_fingerprint or fingerprint(
-                 {"tag": tag, "dims": dims, "dtype": dtype, "seed": seed})}
+                 {"tag": tag, "dims": dims, "dtype": dtype, "seed": seed,
+                  **({"feature_seed": feature_seed} if feature_seed is not None else {})})}
     meta = CacheMeta(backbone="synthetic", weights="none", image_size=0, pool="gap", dtype=dtype,
                      classes=list(classes), split_spec=split_spec, seed=seed,
                      fingerprint=fingerprint({"features": extra["feature_fingerprint"],

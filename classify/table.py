@@ -111,15 +111,21 @@ def _test_json_row(p: Path, test: dict) -> dict:
     return row
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file such as metrics.jsonl (a line cut short by a kill is
+    skipped; no file: none)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def _best_val(run: Path, prefix: str, config: dict) -> dict | None:
     best = None
-    path = run / "metrics.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
+    for rec in read_jsonl(run / "metrics.jsonl"):
         mrec = rec.get(f"{prefix}macro_recall")
         if mrec is not None and (best is None or mrec > best[f"{prefix}macro_recall"]):
             best = rec

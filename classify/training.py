@@ -47,6 +47,7 @@ class Tested:
     paths: list[str]
     y: np.ndarray
     proba: np.ndarray
+    dist: np.ndarray | None = None  # the images' vote distributions, where the cache has them
 
 
 def _proba(est, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -132,7 +133,7 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
                                            quiet)
         results.append(res)
         te = d["test"]
-        tested.append(Tested(te.paths, te.y, _proba(est, te.X, len(d.classes))))
+        tested.append(Tested(te.paths, te.y, _proba(est, te.X, len(d.classes)), te.dist))
         if eval_cache:
             results.append(_cross_row(est, d, res, eval_cache, class_map or {}, s, target,
                                       task))
@@ -278,7 +279,7 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
     for d in _rounds(cache, levels, data, split, task, seed):
         stacker, results, proba = _stack_round(d, cache, base, meta, weighted, folds,
                                                _seed(seed, d), jobs, quiet)
-        tested.append(Tested(d["test"].paths, d["test"].y, proba))
+        tested.append(Tested(d["test"].paths, d["test"].y, proba, d["test"].dist))
         for r in results:
             key = r.row["name"]
             if key not in per_kind:

@@ -59,8 +59,8 @@ def _task_proba(logits: np.ndarray, to_task: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def run_zeroshot(path: str | os.PathLike, seed: int | None = None, split: str | None = None,
-                 task: str | None = None) -> list[Result]:
+def zeroshot_results(path: str | os.PathLike, seed: int | None = None,
+                     split: str | None = None, task: str | None = None) -> list[Result]:
     """The zero-shot rows of a CLIP cache (val and test, SPEC's row shape) under the protocol
     (classify.protocol.resolve): one row, or under kfold:K each fold's and the summary."""
     from classify.data import iter_rounds
@@ -97,9 +97,15 @@ def run_zeroshot(path: str | os.PathLike, seed: int | None = None, split: str | 
     return results
 
 
+def run_zeroshot(path: str | os.PathLike, seed: int | None = None, split: str | None = None,
+                 task: str | None = None) -> Result:
+    """The zero-shot row of a CLIP cache: the summary under kfold:K (see zeroshot_results)."""
+    return zeroshot_results(path, seed, split, task)[-1]
+
+
 def zeroshot_rows(caches: Sequence[str], seed: int | None = None, split: str | None = None,
                   task: str | None = None) -> list[Result]:
     """The zero-shot row (the summary under k-fold) of every cache that holds prompts (for
     `classify ablate`)."""
-    return [run_zeroshot(c, seed=seed, split=split, task=task)[-1] for c in caches
+    return [run_zeroshot(c, seed=seed, split=split, task=task) for c in caches
             if has_prompts(c)]

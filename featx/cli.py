@@ -17,7 +17,10 @@ def _err(msg: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="featx")
 def main() -> None:
-    """Images -> multi-level CNN features (L0..L4) in one HDF5 cache."""
+    """Images -> multi-level CNN features (L0..L4) in one HDF5 cache.
+
+    Reference: docs/ in the featx repository (cache.md: the cache format; datasets.md;
+    backbones.md)."""
 
 
 @main.command()

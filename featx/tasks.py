@@ -51,7 +51,7 @@ def class_mapping(classes: Sequence[str], task: str | None,
     if task in (None, "", "emotion"):
         return None
     if task == "sentiment":
-        mapping, source = SENTIMENT, "SPEC's sentiment map"
+        mapping, source = SENTIMENT, "the sentiment map (docs/datasets.md)"
     elif Path(task).is_file():
         mapping, source = read_map_file(Path(task)), str(task)
     else:

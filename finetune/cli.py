@@ -119,7 +119,9 @@ def _recipe(name: str, kw: dict) -> Recipe:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Fine-tune end to end: the reference papers' ResNet / VGG recipes, and the modern
-    recipes (probe, partial, full, multilevel) for any backbone."""
+    recipes (probe, partial, full, multilevel) for any backbone.
+
+    Reference: docs/recipes.md in the featx repository (recipes, run folders)."""
 
 
 @main.command("list")
@@ -156,7 +158,7 @@ def list_cmd(as_json: bool) -> None:
 @_overrides
 @click.option("--classes", "n_classes", type=click.IntRange(min=2), default=8, show_default=True,
               help="Number of classes the model is built for.")
-@click.option("--json", "as_json", is_flag=True, help="Print SPEC's plan JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @one_line_errors
 def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
     """What RECIPE trains, stage by stage, without training."""
@@ -304,26 +306,37 @@ def _echo_row(row: dict) -> None:
               help="Test-time augmentation (default: the run's).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write classify's rows JSON here.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write classify's report here: confusion and recall PNGs, an HTML page and "
+                   "the error-analysis gallery of the test images (with each image's human "
+                   "votes where DATA has them).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @one_line_errors
 def eval_cmd(run_dir: Path, data: str, which: str, tta: str | None, json_path: Path | None,
-             device: str, batch_size: int | None, workers: int, quiet: bool, split: str | None,
-             class_map: str | None, **given) -> None:
+             report_dir: Path | None, device: str, batch_size: int | None, workers: int,
+             quiet: bool, split: str | None, class_map: str | None, **given) -> None:
     """Evaluate RUN_DIR's checkpoint on DATA: the run's own val and test images, or every
     image of another dataset whose class matches the run's (by name or --class-map)."""
     from finetune.evaluate import evaluate_run
     from finetune.files import write_json
 
+    if report_dir:
+        from classify.atomic import check_writable
+
+        check_writable(report_dir, "--report", folder=True)
     report = evaluate_run(run_dir, data, which, device=device, workers=workers,
                           batch_size=batch_size, quiet=quiet, tta=tta, given=given, split=split,
-                          class_map=class_map)
+                          class_map=class_map, report_dir=report_dir)
     for row in report["rows"]:
         _echo_row(row)
     if json_path:
         write_json(report, json_path)
+    if report_dir:
+        click.echo(f"report: {report_dir / 'index.html'}, gallery: "
+                   f"{report_dir / 'gallery.html'}", err=True)
 
 
 # `finetune cv`: `run`'s options with --split kfold:K, every round then cv.json

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from classify.metrics import evaluate
 from featx.errors import FeatxError
 from featx.preprocess import normalize as imagenet_normalize
 from featx.progress import Progress
@@ -54,13 +53,6 @@ def predict_proba(model: nn.Module, loader, device: torch.device,
     return torch.cat(ys).numpy(), torch.cat(ps).numpy(), failed
 
 
-def predict(model: nn.Module, loader, device: torch.device, **kw
-            ) -> tuple[np.ndarray, np.ndarray, list[Failed]]:
-    """(true labels, predicted labels, failed images): `predict_proba`'s most probable class."""
-    y, proba, failed = predict_proba(model, loader, device, **kw)
-    return y, (proba.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)), failed
-
-
 def _plain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits_of(model(x))
 
@@ -80,10 +72,6 @@ TTA: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "none": _plain,
     "flip": _flip,
 }
-
-
-def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], seed: int = 0) -> dict:
-    return evaluate(y_true, y_pred, classes, seed=seed)
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | os.PathLike,
@@ -123,11 +111,13 @@ CHECKPOINTS = {"best": ("best.pt", "model"), "last": ("last.pt", "model"),
 def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
                  device: str = "auto", workers: int = 0, batch_size: int | None = None,
                  quiet: bool = False, tta: str | None = None, given: dict | None = None,
-                 split: str | None = None, class_map: str | None = None) -> dict:
+                 split: str | None = None, class_map: str | None = None,
+                 report_dir: str | os.PathLike | None = None) -> dict:
     """Re-evaluate a run folder's checkpoint: on the run's own DATA, its val and test images
     (one row); on another dataset, every image whose class matches the run's (a row `RUN ->
     OTHER`, as classify's --eval). `given`: the data options given (featx extract's; None or
-    unset = the run's on its own DATA, the defaults on another); `tta`: None = the run's."""
+    unset = the run's on its own DATA, the defaults on another); `tta`: None = the run's;
+    `report_dir`: also classify's report and error-analysis gallery there."""
     from pathlib import Path
 
     from finetune import checkpoint, distributed, models
@@ -176,7 +166,13 @@ def evaluate_run(run_dir: str | os.PathLike, data: str, which: str = "best",
         res.row["tta"] = tta
     from classify.rows import rows_document
 
-    return rows_document([res])
+    doc = rows_document([res])
+    if report_dir:
+        from finetune.report import write_eval_report
+
+        write_eval_report(report_dir, doc["rows"], cfg["classes"], preds["test"], coll,
+                          votes=same, quiet=quiet)
+    return doc
 
 
 def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
@@ -191,7 +187,9 @@ def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
     run_opts = cfg.get("data_options") or {}
     own_path = os.path.abspath(data) == cfg["data"]
     if own_path:
-        base = DataOptions.from_record(run_opts)
+        # a task given replaces the run's (whose map file need not be there any more)
+        base = DataOptions.from_record({**run_opts, **({"task": "emotion"} if "task" in given
+                                                       else {})})
         defaults = {"fmt": base.format, "conflicts": base.conflicts, "label": base.label,
                     "agree": str(base.agree), "task": base.task}
     else:
@@ -203,9 +201,9 @@ def _dataset(cfg: dict, recipe, data: str, given: dict, split: str | None):
     if collection_digest(coll) == cfg["collection"] and coll.classes == cfg["classes"]:
         return coll, True
     if own_path and (not given or split):
-        raise FeatxError(f"{data}: its images, labels or split differ from the run's (the "
-                         f"collection digest in {cfg['split']!r} config.json); was DATA changed "
-                         f"since, or --split not the run's?")
+        raise FeatxError(f"{data}: its images, labels or split differ from the run's "
+                         f"(config.json's collection digest, split {cfg['split']}); was DATA "
+                         f"changed since, or is --split not the run's?")
     if split:
         raise FeatxError(f"--split {split}: another dataset is evaluated on every image; "
                          f"--split goes with the run's own DATA")

@@ -55,6 +55,7 @@ class RunTracker:
             self.flush()
 
     def flush(self) -> None:
+        """Every pending step to every run, written through (called at each checkpoint)."""
         rows = []
         for step, loss, lrs in self.pending:
             values = {"train/loss": float(loss), "train/lr": lrs[0]}

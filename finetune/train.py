@@ -25,6 +25,7 @@ from featx.progress import Progress
 from featx.weights import check_weights
 from finetune import checkpoint, distributed, freeze, models
 from finetune.config import RunConfig, check_resumable, config_json, read_config
+from finetune.curves import write_curves
 from finetune.data import Batch, ImageSet, make_loader, normalizer
 from finetune.ema import EMA
 from finetune.evaluate import plot_confusion, predict_proba
@@ -220,6 +221,8 @@ class Trainer:
         rngs = distributed.gather(checkpoint.rng_state(), self.ctx)  # a collective: all ranks
         if not self.ctx.is_main:
             return
+        if self.tracker is not None:  # what a resume will not redo is on disk before it
+            self.tracker.flush()
         checkpoint.atomic_save({
             "model": self.model.state_dict(),
             "optimizer": opt.state_dict() if opt is not None else None,
@@ -452,6 +455,7 @@ class Trainer:
                 rec["rank_digests"] = digests
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec) + "\n")
+            write_curves(self.out)  # redrawn every epoch: a killed run keeps its curves
             if self.tracker is not None:
                 self.tracker.epoch(self._global_step(si, e + 1, 0), rec)
             self._log(f"{stage.name} epoch {e + 1}/{stage.epochs}: loss "

@@ -171,9 +171,10 @@ def _names(feature, values: list) -> list[str | None]:
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    from datasets import ClassLabel, Value
-
     from featx.dataset import FolderScan
+
+    need("datasets")
+    from datasets import ClassLabel, Value
 
     disk = _is_disk(path)
     splits = (_read_disk if disk else _read_parquet)(path, options.hf_split, options)

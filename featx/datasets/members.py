@@ -42,7 +42,11 @@ class ArrowTable:
     column: str
 
     def cell(self, row: int) -> bytes:
-        return _cell(_open(self, row), row)
+        start, column = _open(self, row)
+        # an Image feature may hold a file's path instead of its bytes (to_parquet of images
+        # loaded from files): absolute, or relative to the table's folder
+        base = self.path if self.kind == "arrow" else os.path.dirname(self.path)
+        return cell_bytes(column[row - start].as_py(), base)
 
     def __str__(self) -> str:
         return f"{self.path}[{self.column}]"
@@ -63,19 +67,17 @@ class ArrowRow:
         return f"{self.table}#{self.row}"
 
 
-def cell_bytes(value) -> bytes:
+def cell_bytes(value, base: str = ".") -> bytes:
     """An image cell as Python gives it (bytes, or an Image feature's {'bytes', 'path'}) ->
-    bytes; a ValueError when the row holds no image bytes."""
+    bytes; a ValueError when the row holds no image, an OSError when its file cannot be read."""
     if isinstance(value, dict):
+        if value.get("bytes") is None and value.get("path"):
+            with open(os.path.join(base, value["path"]), "rb") as f:
+                return f.read()
         value = value.get("bytes")
     if not isinstance(value, (bytes, bytearray)):
         raise ValueError("the row holds no image bytes")
     return bytes(value)
-
-
-def _cell(block, row: int) -> bytes:
-    start, column = block
-    return cell_bytes(column[row - start].as_py())
 
 
 # per process: the open table (arrow) or the last Parquet row group read (batches run in order,

@@ -134,7 +134,8 @@ def data_options(defaults: bool = True) -> Callable[[Callable], Callable]:
         click.option("--agree", type=click.Choice(["5", "4", "3"]), default=d("agree"),
                      show_default=defaults, help="twitter1: the 5/4/3-agree subset"),
         click.option("--task", default=d("task"), show_default=defaults,
-                     help="emotion, sentiment (SPEC's map) or a map file class,sentiment"),
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a "
+                          "map file class,sentiment"),
         click.option("--hf-split", default=None,
                      help="--format hf: read this split only (default: all, train/validation/"
                           "test become the split)"),

@@ -25,6 +25,7 @@ def parse_track(spec: str) -> tuple[str, str | None]:
     kind, _, where = spec.partition(":")
     if kind not in KINDS:
         raise FeatxError(f"--track {spec!r}: use tensorboard[:DIR] or mlflow[:URI]")
+    need(kind)  # a missing extra fails before any work, not after it
     return kind, where or None
 
 
@@ -77,6 +78,7 @@ class TensorBoardRun:
             for k, v in values.items():
                 if v is not None:
                     self.writer.add_scalar(k, float(v), step)
+        self.writer.flush()  # on disk now: a killed run keeps what it logged
 
     def files(self, paths: Iterable[Path]) -> None:
         pass  # the files are in the run folder beside the event files

@@ -165,7 +165,45 @@ def test_fused_stack_rows_weights_model_file_and_predict(two, tmp_path):
     assert len(got) == len(want)
     np.testing.assert_allclose([[float(r[f"p_{k}"]) for k in classes] for r in got], want,
                                atol=2e-6)
+    # on the image folder: each backbone extracts in turn, the same probabilities
+    run("predict", model, two[0], "--out", tmp_path / "i.csv", "--quiet")
+    with open(tmp_path / "i.csv") as f:
+        from_images = {r["path"]: r for r in csv.DictReader(f)}
+    assert set(from_images) == {r["path"] for r in got}
+    for r in got:
+        np.testing.assert_allclose([float(from_images[r["path"]][f"p_{k}"]) for k in classes],
+                                   [float(r[f"p_{k}"]) for k in classes], atol=1e-4)
     for args, message in (((b, a), "other settings than the model's resnet18 cache"),
-                          ((a,), "fuses 2 caches"), ((two[0],), "a fused model predicts")):
+                          ((a,), "fuses 2 caches"), ((two[0], a), "or one image folder")):
         res = run("predict", model, *args, "--out", tmp_path / "x.csv", ok=False)
         assert res.exit_code != 0 and message in res.output, res.output
+
+
+def test_ablate_fusion_grid(two, tmp_path):
+    _, caches = two
+    a, b = caches["resnet18"], caches["mobilenet_v2"]
+    run("ablate", a, b, "--grid", "fusion", "--out", tmp_path / "abl", "--quiet", "--json",
+        tmp_path / "g.json")
+    rows = {r["name"]: r for r in read_json(tmp_path / "g.json")["rows"]}
+    assert [r["fusion_row"] for r in rows.values()] == [
+        "best single level"] * 2 + ["cache stack"] * 2 + [
+        "concat deepest", "stack deepest", "stack every"] + ["leave one backbone out"] * 2
+    # the best single level is the one fit rows pick on val
+    for bb, path in caches.items():
+        val = {}
+        for lv in ("L3", "L4"):
+            run("fit", path, "--levels", lv, "--quiet", "--json", tmp_path / f"{lv}.json")
+            val[lv] = read_json(tmp_path / f"{lv}.json")["rows"][0]
+        best = max(val, key=lambda lv: val[lv]["val"]["accuracy"])
+        row = rows[f"{bb}: best single level ({best}, on val)"]
+        assert row["test"] == val[best]["test"]
+    base = [r for r in rows.values() if r["baseline"]]
+    assert len(base) == 1 and base[0]["fusion_row"] == "best single level"
+    assert all(r["mcnemar"]["baseline"] == base[0]["name"] for r in rows.values())
+    assert base[0]["mcnemar_p"] == 1.0
+    assert rows["concat of deepest levels"]["levels"] == ["resnet18:L4", "mobilenet_v2:L4"]
+    assert set(rows["stack of every (cache, level)"]["level_weights"]) == {
+        f"{x}:{lv}" for x in BACKBONES for lv in ("L3", "L4")}
+    # leaving one of two backbones out is the other one's own stack
+    assert rows["stack of every (cache, level) without resnet18"]["test"] == \
+        rows["mobilenet_v2: stack L3+L4"]["test"]

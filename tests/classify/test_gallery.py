@@ -3,6 +3,7 @@ confusion matrix, every image named is a misclassified test image, every thumbna
 a browser renders the page without a missing image."""
 
 import csv
+import html
 import os
 import re
 import shutil
@@ -210,3 +211,40 @@ def test_cross_dataset_row_has_its_own_gallery_and_unmatched_counts(gallery_run,
     index = (rep / "index.html").read_text()
     assert 'href="gallery_other_set.html"' in index and 'href="gallery.html"' in index
     assert f"{renamed[0]} {counts[renamed[0]]}" in index
+
+
+def test_gallery_shows_each_image_s_human_votes(gallery_run, tmp_path):
+    import numpy as np
+
+    from featx.cache import Cache
+    from .classify_helpers import copy_cache
+
+    base = gallery_run[0]
+    with Cache(base / "c.h5") as c:
+        n, classes, paths = len(c), list(c.classes), c.paths
+    dist = np.random.default_rng(0).dirichlet(np.ones(len(classes)), size=n).astype(np.float32)
+    voted = copy_cache(base / "c.h5", tmp_path / "voted.h5",
+                       lambda f: f.create_dataset("label_dist", data=dist))
+    run("fit", voted, "--levels", "L0", "--cv", "2", "--report", tmp_path / "rep", "--quiet")
+    for path, text in _votes_shown(tmp_path / "rep" / "gallery.html"):
+        row = dist[paths.index(path)]
+        top = np.argsort(-row, kind="stable")[:3]
+        assert text == ", ".join(f"{classes[c]} {row[c]:.2f}" for c in top)
+    # classify predict MODEL CACHE --report: the same votes beside its predictions
+    run("fit", voted, "--levels", "L0", "--cv", "2", "--out", tmp_path / "m.npz", "--quiet")
+    run("predict", tmp_path / "m.npz", voted, "--out", tmp_path / "p.csv", "--report",
+        tmp_path / "prep")
+    for path, text in _votes_shown(tmp_path / "prep" / "gallery.html"):
+        row = dist[paths.index(path)]
+        assert text.split(", ")[0] == f"{classes[int(np.argmax(row))]} {row.max():.2f}"
+    plain = (gallery_run[1] / "gallery.html").read_text()  # a cache without votes
+    assert "votes:" not in plain
+
+
+def _votes_shown(page_path) -> list[tuple[str, str]]:
+    """(image path, its votes text) of every figure of a gallery; each figure has votes."""
+    page = page_path.read_text()
+    shown = re.findall(r'<figure data-path="([^"]+)".*?<span class=votes>votes: (.*?)</span>',
+                       page)
+    assert shown and len(shown) == page.count("<figure ")
+    return [(html.unescape(p), text) for p, text in shown]

@@ -112,3 +112,14 @@ def test_cross_dataset_rows_leave_val_empty(docs):
     assert cells["val acc"] == (f"{100 * row['val']['accuracy']:.2f}", "")
     assert cells["val mrec"] == (f"{100 * row['val']['macro_recall']:.2f}", "")
     assert cells["test acc"][0] == cells["test acc"][1] != ""
+
+
+def test_kfold_documents_show_their_summaries(balanced, tmp_path):
+    run("fit", balanced, "--levels", "L4", "--split", "kfold:3", "--json", tmp_path / "k.json",
+        "--quiet")
+    rows = read_json(tmp_path / "k.json")["rows"]
+    for detail in ([], ["--folds-detail"]):
+        got = list(csv.DictReader(io.StringIO(run("table", tmp_path / "k.json", "--csv",
+                                                  *detail).stdout)))
+        assert [g["name"] for g in got] == [r["name"] for r in rows
+                                            if detail or r["fold"] == "all"]

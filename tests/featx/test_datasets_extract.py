@@ -54,7 +54,7 @@ def test_extract_emotion6_kfold_with_conflict(tmp_path):
     res = run_featx("extract", root, *FAST, "--split", "kfold:3", "--conflicts", "drop",
                     "--task", "sentiment", "--out", tmp_path / "x.h5")
     assert res.exit_code != 0
-    assert "classes joy, surprise are not in SPEC's sentiment map" in res.output
+    assert "classes joy, surprise are not in the sentiment map (docs/datasets.md)" in res.output
     mapfile = tmp_path / "e6-sentiment.csv"
     mapfile.write_text("class,sentiment\nanger,negative\ndisgust,negative\nfear,negative\n"
                        "joy,positive\nsadness,negative\nsurprise,positive\n")

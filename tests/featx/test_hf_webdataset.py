@@ -48,7 +48,9 @@ def build_hf(data, files, dest, kind):
     rows = {}
     for i, f in enumerate(files):
         r = rows.setdefault(_split_of(i), {"image": [], "label": [], "name": [], "score": []})
-        r["image"].append({"bytes": (data / f).read_bytes(), "path": None})
+        # "paths": an Image feature holding file paths (to_parquet keeps them so)
+        r["image"].append(str(data / f) if kind == "paths"
+                          else {"bytes": (data / f).read_bytes(), "path": None})
         r["label"].append(CLASSES.index(f.split("/")[0]))
         r["name"].append(f)
         r["score"].append(i / 10)
@@ -77,7 +79,7 @@ def build_wds(data, files, dest, kind):
 
 def source_file(kind, stored, files):
     """The folder file a stored path of `kind` came from."""
-    if kind in ("disk", "parquet"):
+    if kind in ("disk", "parquet", "paths"):
         split, row = stored.split("/")
         in_split = [f for i, f in enumerate(files) if _split_of(i) == split]
         return in_split[int(row)]
@@ -85,12 +87,12 @@ def source_file(kind, stored, files):
     return next(f for f in files if f.replace("/", "_").removesuffix(".jpg") == key)
 
 
-@pytest.mark.parametrize("kind", ["disk", "parquet", "cls", "json"])
+@pytest.mark.parametrize("kind", ["disk", "parquet", "paths", "cls", "json"])
 def test_features_equal_the_folder_s(folder, tmp_path, kind):
     data, files, ref = folder
-    build = build_hf if kind in ("disk", "parquet") else build_wds
-    src = build(data, files, tmp_path / "ds", kind)
-    fmt = "hf" if kind in ("disk", "parquet") else "webdataset"
+    hf = kind in ("disk", "parquet", "paths")
+    src = (build_hf if hf else build_wds)(data, files, tmp_path / "ds", kind)
+    fmt = "hf" if hf else "webdataset"
     out = tmp_path / "x.h5"
     res = run_featx("extract", src, *FAST, "--format", fmt, "--out", out)
     assert res.exit_code == 0, res.output
@@ -120,12 +122,16 @@ def test_hf_options_and_errors(folder, tmp_path):
     data, files, ref = folder
     rows = {"img": [(data / f).read_bytes() for f in files], "emotion": [f.split("/")[0]
                                                                         for f in files],
-            "id": [f"im{i:02d}" for i in range(len(files))]}
+            "id": [f"im{i:02d}" for i in range(len(files))],
+            # a label distribution, as a CSV's p_<class> columns
+            **{f"p_{c}": [0.5 if f.startswith(c) else 0.25 for f in files] for c in CLASSES}}
     rows["img"][1] = b"\xff\xd8 not really a jpeg"
     rows["emotion"][2] = None
     d = Dataset.from_dict(rows, features=Features({"img": Value("binary"),
                                                    "emotion": Value("string"),
-                                                   "id": Value("string")}))
+                                                   "id": Value("string"),
+                                                   **{f"p_{c}": Value("float32")
+                                                      for c in CLASSES}}))
     d.to_parquet(str(tmp_path / "pq" / "train.parquet"))
     out = tmp_path / "x.h5"
     res = run_featx("extract", tmp_path / "pq", *FAST, "--hf-split", "train", "--id-column",
@@ -139,6 +145,9 @@ def test_hf_options_and_errors(folder, tmp_path):
         assert not c.valid[bad] and c.errors[bad]
         i = c.paths.index("im05")
         np.testing.assert_array_equal(c.features(["L3", "L4"], np.array([i])), ref[files[5]])
+        want = [[0.5 if files[int(p[2:])].startswith(k) else 0.25 for k in CLASSES]
+                for p in c.paths]
+        np.testing.assert_allclose(c.label_dist, want)
         skipped = [s.decode() for s in c.f["skipped/path"][:]]
         assert skipped == ["im02"] and "no label" in c.f["skipped/reason"][0].decode()
     for args, msg in [(["--hf-split", "test"], "--hf-split 'test': "),

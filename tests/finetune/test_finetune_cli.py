@@ -52,6 +52,7 @@ def test_run_writes_the_run_folder(run_dir, images):
     assert set(test) == M_KEYS and test["n"] == 16
     assert sum(map(sum, test["confusion"])) == 16
     assert (run_dir / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = torch.load(run_dir / "best.pt", weights_only=True)
     best_line = max(lines, key=lambda r: r["val_macro_recall"])
     assert best["val_macro_recall"] == best_line["val_macro_recall"]
@@ -85,6 +86,32 @@ def test_eval_reproduces_test_json(run_dir, images, tmp_path):
     best = max(json.loads(x)["val_macro_recall"]
                for x in (run_dir / "metrics.jsonl").read_text().splitlines())
     assert float(got[0]["val_macro_recall"]) == best == row["val"]["macro_recall"]
+
+
+def test_eval_report_is_classify_s_report_and_gallery(run_dir, images, tmp_path):
+    import re
+
+    rep = tmp_path / "rep"
+    res = invoke("eval", str(run_dir), "--data", str(images), "--report", str(rep), "--json",
+                 str(tmp_path / "e.json"), "--quiet")
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads((tmp_path / "e.json").read_text())["rows"]
+    page = (rep / "gallery.html").read_text()
+    assert 'href="gallery.html"' in (rep / "index.html").read_text()
+    classes = list(row["test"]["per_class_recall"])
+    cm = row["test"]["confusion"]
+    k = len(classes)
+    off = sorted(((cm[t][p], t, p) for t in range(k) for p in range(k) if t != p and cm[t][p]),
+                 key=lambda c: (-c[0], c[1], c[2]))
+    sections = re.findall(r'<section class="confusion" id="c\d+" data-true="([^"]+)" '
+                          r'data-pred="([^"]+)" data-count="(\d+)"', page)
+    assert [(classes.index(t), classes.index(p), int(n)) for t, p, n in sections] == [
+        (t, p, n) for n, t, p in off[:8]]
+    assert f"{row['test']['n']} test images" in page
+    figures = re.findall(r'<figure data-path="([^"]+)" data-true="([^"]+)"', page)
+    assert bool(figures) == bool(off)
+    for path, true in figures:  # every image named is a test image of its true class
+        assert (images / path).is_file() and path.split("/")[0] == true
 
 
 def test_refuses_to_overwrite_a_run_and_resumes_a_finished_one(run_dir, images):

@@ -81,6 +81,19 @@ def _conflicted(root: Path) -> Path:
     return root
 
 
+def _csv(root: Path) -> Path:
+    """A CSV manifest with an official split and p_<class> distributions."""
+    generate_images(root, n_per_class=6, size=36, seed=3, classes=("amusement", "anger"))
+    lines = ["path,label,split,p_amusement,p_anger"]
+    for k, cls in enumerate(("amusement", "anger")):
+        for i in range(6):
+            p = 0.6 + 0.05 * i
+            lines.append(f"{cls}/{cls}_{i:04d}.jpg,{cls},{('train', 'train', 'val', 'test')[i % 4]}"
+                         f",{p if k == 0 else 1 - p:.2f},{1 - p if k == 0 else p:.2f}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
 # (layout builder, data options): each read by finetune as featx extract reads it
 LAYOUTS = {
     "emotion6-keyword": (_emotion6, []),
@@ -90,12 +103,13 @@ LAYOUTS = {
     "conflicts-drop": (_conflicted, ["--conflicts", "drop"]),
     "conflicts-majority-sentiment": (_conflicted, ["--conflicts", "majority", "--task",
                                                    "sentiment"]),
+    "csv-official-distribution": (_csv, ["--split", "official", "--target", "distribution"]),
 }
 
 
 def _extract_config(data: Path, opts: list[str], split: str) -> ExtractConfig:
     kw = dict(zip(opts[::2], opts[1::2]))
-    return ExtractConfig(data=data, split=split, format=kw.get("--format"),
+    return ExtractConfig(data=data, split=kw.get("--split", split), format=kw.get("--format"),
                          conflicts=kw.get("--conflicts", "keep"),
                          label=kw.get("--label", "keyword"), agree=int(kw.get("--agree", 5)),
                          task=kw.get("--task"))
@@ -119,6 +133,11 @@ def test_data_options_read_as_featx_extract_reads_them(case, tmp_path):
     assert rec["agree"] == int(kw.get("--agree", 5))
     assert rec["conflicts"] == kw.get("--conflicts", "keep")
     assert rec["task"] == kw.get("--task", "emotion")
+    if "--target" in kw:  # the CSV's p_<class> columns are the target
+        test = json.loads((out / "test.json").read_text())
+        assert cfg["split"] == "csv" and cfg["counts"] == {"train": 8, "val": 2, "test": 2}
+        assert set(test["ldl"]) == {"chebyshev", "clark", "canberra", "kl", "cosine",
+                                    "intersection"}
 
 
 def test_the_option_definitions_are_featx_extracts():
@@ -293,6 +312,10 @@ def test_cross_dataset_rows_match_the_runs_own_predictions(four, tmp_path):
     assert res.exit_code != 0 and "'joy' is not a class of" in res.output
     res = invoke("eval", run, "--data", four, "--class-map", cmap)
     assert res.exit_code != 0 and "run's own images" in res.output
+    res = invoke("eval", run, "--data", four, "--split", "80/10/10")
+    assert res.exit_code != 0 and "differ from the run's" in res.output
+    res = invoke("eval", run, "--data", other, "--split", "50/25/25")
+    assert res.exit_code != 0 and "--split goes with the run's own DATA" in res.output
 
 
 def test_sentiment_on_both_sides(four, tmp_path):
@@ -307,3 +330,73 @@ def test_sentiment_on_both_sides(four, tmp_path):
     assert row["test"]["n"] == 6 and list(row["test"]["per_class_recall"]) == ["negative",
                                                                               "positive"]
     assert row["protocol"]["task"] == "sentiment" and row["cross_dataset"]["unmatched"] == {}
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+MOBILENET = SHARED / "weights" / "mobilenet_v2-imagenet.pth"
+PHOTOS = {"anger": "chelsea", "disgust": "coffee", "fear": "rocket", "joy": "astronaut",
+          "sadness": "hubble_deep_field", "surprise": "immunohistochemistry"}
+
+
+def photo_emotion6(root: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """Emotion6's layout on scikit-image's photos: a keyword's images are crops of one photo,
+    its distributions peaked on the keyword (the rest spread at random)."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, (kw, name) in enumerate(PHOTOS.items()):
+        img = Image.fromarray(getattr(skdata, name)()).convert("RGB")
+        w, h = img.size
+        for i in range(per_class):
+            s = rng.uniform(0.6, 0.9)
+            cw, ch = int(w * s), int(h * s)
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            rel = f"{kw}/{i}.jpg"
+            (root / "images" / kw).mkdir(parents=True, exist_ok=True)
+            img.crop((x, y, x + cw, y + ch)).save(root / "images" / rel, quality=90)
+            p = rng.dirichlet(np.ones(7)) * 0.5
+            p[k] += 0.5
+            p = p.round(4)
+            p[k] += 1 - p.sum()
+            rows.append((rel, p.tolist()))
+    lines = [lay.EMOTION6_HEADER] + ["\t".join([rel, "5.0", "5.0"] + [f"{x:.4f}" for x in p])
+                                     for rel, p in rows]
+    (root / "ground_truth.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.skipif(not MOBILENET.is_file(), reason=f"{MOBILENET} absent (../shared not here)")
+def test_real_probe_on_distributions_beside_classify_on_the_same_split(tmp_path):
+    from classify.cli import main as classify_main
+    from featx.cache import Cache
+
+    data = photo_emotion6(tmp_path / "e6")
+    protocol = ["--split", "50/25/25", "--seed", "0", "--workers", "0", "--quiet"]
+    run = tmp_path / "probe"
+    ok(invoke("run", "probe", "--data", data, "--backbone", "mobilenet_v2", "--weights",
+              MOBILENET, "--target", "distribution", "--batch-size", "8", "--epochs", "4",
+              "--lr", "0.001", "--out", run, *protocol))
+    test = json.loads((run / "test.json").read_text())
+    assert set(test["ldl"]) == {"chebyshev", "clark", "canberra", "kl", "cosine",
+                                "intersection"}
+    assert all(np.isfinite(v) for v in test["ldl"].values())
+    p = preds(run)
+    uniform = ldl_measures(np.asarray(p["dist"]), np.full(np.shape(p["proba"]), 1 / 6))
+    assert test["ldl"]["kl"] < uniform["kl"]  # real features predict the distributions
+    cache = tmp_path / "mnv2.h5"
+    res = CliRunner().invoke(featx_main, ["extract", str(data), "--backbone", "mobilenet_v2",
+                                          "--weights", str(MOBILENET), "--layers", "L4",
+                                          "--device", "cpu", "--out", str(cache), *protocol])
+    assert res.exit_code == 0, res.output
+    with Cache(cache) as c:
+        cached_test = sorted(q for q, s in zip(c.paths, c.split.tolist()) if s == 2)
+    assert cached_test == sorted(p["paths"])  # the same split: the same test images
+    js = tmp_path / "cached.json"
+    res = CliRunner().invoke(classify_main, ["fit", str(cache), "--levels", "L4", "--target",
+                                             "distribution", "--json", str(js), "--quiet"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(js.read_text())["rows"][0]
+    assert set(row["test"]["ldl"]) == set(test["ldl"]) and row["test"]["n"] == test["n"]
+    assert row["protocol"]["split"] == json.loads((run / "config.json").read_text())["split"]

@@ -98,3 +98,15 @@ def test_the_sweep_checks_what_extract_uses(name, cases):
 
     (case,) = cases()
     assert get_backbone(name).preprocess() == case.pp
+
+
+@pytest.mark.parametrize("fill", [0, 128])
+def test_open_clip_longest_side_with_its_fill(photos, fill):
+    """open_clip's resize_mode='longest' (no pretrained tag uses it today): the longer side to
+    the size, padded with fill_color."""
+    (case,) = open_clip_cases(CLIP_SAMPLE[3:4])
+    reference = case.make({**case.config, "resize_mode": "longest", "fill_color": fill})
+    pp = dataclasses.replace(case.pp, resize_mode="longest", fill=(fill,) * 3)
+    d = max_difference([photos["chelsea.jpg"], photos["rocket.png"], photos["astronaut.png"]],
+                       pp, reference, case.std)
+    assert d <= TOLERANCE
