@@ -575,13 +575,14 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, json_p
                          f"or validation rows, {sc.n_unknown} have no true class among its "
                          f"classes ({', '.join(bundle['classes'])}) under its task "
                          f"{(bundle.get('protocol') or {}).get('task', 'emotion')}")
-    write_text(csv_out, predictions_csv(preds, bundle["classes"]))
+    seen = seen_mask(bundle, preds.paths) if bundle.get(SEEN_MEMBER) is not None else None
+    write_text(csv_out, predictions_csv(preds, bundle["classes"], seen))
     failed = sum(1 for e in preds.errors if e)
     click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
                + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
                err=True)
-    if target.is_dir() and bundle.get(SEEN_MEMBER) is not None:
-        n = int(seen_mask(bundle, preds.paths).sum())
+    if target.is_dir() and seen is not None:
+        n = int(seen.sum())
         if n:
             click.echo(f"warning: {n} of the {len(preds.paths)} images have the relative paths "
                        f"of {Path(model).name}'s training or validation rows"

@@ -165,15 +165,20 @@ def _extract_like(model: dict, folder: Path, rel: list[str], batch_size: int, de
     return features, valid, errors
 
 
-def predictions_csv(preds: Predictions, classes: list[str]) -> str:
-    """CSV text: path, [split, label,] predicted, p_<class>..., error."""
+def predictions_csv(preds: Predictions, classes: list[str],
+                    seen: np.ndarray | None = None) -> str:
+    """CSV text: path, [split, label,] [model_saw,] predicted, p_<class>..., error;
+    `model_saw` (1/0): whether the model trained or selected on the image (`seen`, where the
+    model file records its rows)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    head = ["path"] + (["split"] if preds.split else []) + (["label"] if preds.labels else [])
+    head = (["path"] + (["split"] if preds.split else []) + (["label"] if preds.labels else [])
+            + (["model_saw"] if seen is not None else []))
     w.writerow(head + ["predicted"] + [f"p_{c}" for c in classes] + ["error"])
     for i, path in enumerate(preds.paths):
         row = [path] + ([preds.split[i]] if preds.split else []) + (
-            [preds.labels[i]] if preds.labels else [])
+            [preds.labels[i]] if preds.labels else []) + (
+            [str(int(seen[i]))] if seen is not None else [])
         p = preds.proba[i]
         if np.isnan(p).any():
             row += [""] + [""] * len(classes)
