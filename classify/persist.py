@@ -27,8 +27,15 @@ _EXTRACT_ATTRS = ("backbone", "weights", "weights_source", "layers", "pool", "im
 
 
 def model_bundle(trained) -> dict:
-    """The dict a model file holds, from a `training.Trained`."""
+    """The dict a model file holds, from a `training.Trained`: with its protocol and the
+    identities of the rows it was trained and selected on (classify.rowrule)."""
+    from classify.rowrule import SEEN_MEMBER, seen_record
+
     data = trained.data
+    if trained.pooled:
+        raise FeatxError(f"{data.protocol.get('split')} trains one model per fold: save one "
+                         f"with a ratio split or kfold:K:F")
+    seen, ids = seen_record(data["train"].paths + data["val"].paths)
     attrs = {k: data.attrs[k] for k in _EXTRACT_ATTRS if k in data.attrs}
     if isinstance(attrs.get("layers"), str):
         attrs["layers"] = json.loads(attrs["layers"])
@@ -37,6 +44,7 @@ def model_bundle(trained) -> dict:
             "feature_fingerprint": data.feature_fingerprint, "classes": list(data.classes),
             "levels": list(data.levels), "dims": dict(data.dims), "recipe": trained.recipe,
             "extract": attrs, "rows": [r.row for r in trained.results],
+            "protocol": data.protocol, "seen": seen, SEEN_MEMBER: ids,
             **({"sources": data.model_sources()} if hasattr(data, "model_sources") else {})}
 
 
@@ -44,8 +52,12 @@ def save_bundle(path: str | os.PathLike, bundle: dict) -> Path:
     from classify.codec import encode
     from classify.rows import _jsonable
 
+    from classify.rowrule import SEEN_MEMBER
+
     arrays: dict[str, np.ndarray] = {}
-    header = {k: v for k, v in bundle.items() if k != "estimator"}
+    header = {k: v for k, v in bundle.items() if k not in ("estimator", SEEN_MEMBER)}
+    if bundle.get(SEEN_MEMBER) is not None:
+        arrays[SEEN_MEMBER] = np.asarray(bundle[SEEN_MEMBER], dtype=np.uint64)
     header.update(format=FORMAT, version=VERSION, estimator=encode(bundle["estimator"], arrays))
     blob = json.dumps(_jsonable(header), allow_nan=False, default=str).encode()
     arrays[HEADER] = np.frombuffer(blob, dtype=np.uint8)
@@ -94,7 +106,23 @@ def load_model(path: str | os.PathLike) -> dict:
         raise FeatxError(f"{show(path)}: model file version {header.get('version')} is not "
                          f"supported (this classify reads version {VERSION})")
     header["estimator"] = decode(header["estimator"], arrays)
+    _attach_seen(header, arrays, path)
     return header
+
+
+def _attach_seen(header: dict, arrays: dict, path: Path) -> None:
+    """The train+val row identities the header announces, checked against it."""
+    from classify.rowrule import SEEN_MEMBER
+
+    seen = header.get("seen")
+    if seen is None:
+        return
+    ids = arrays.get(SEEN_MEMBER) if isinstance(seen, dict) else None
+    if (ids is None or ids.dtype != np.uint64 or ids.ndim != 1
+            or len(ids) != seen.get("n")):
+        raise FeatxError(f"{show(path)}: the record of the model's training rows is damaged "
+                         f"({SEEN_MEMBER} does not match the header)")
+    header[SEEN_MEMBER] = ids
 
 
 def convert_legacy(old: str | os.PathLike, new: str | os.PathLike) -> Path:
