@@ -93,7 +93,11 @@ class ExtractResult:
 
 def default_out(data: Path, backbone: str, pool: str) -> Path:
     """cache/<data name>-<backbone>-<pool>.h5 (timm/x -> timm-x, clip/A:t -> clip-A-t)"""
+    from featx.datasets.wds import is_pattern
+
     data = Path(data)
+    if is_pattern(data):  # shards-{0000..0099}.tar: named after their folder
+        data = data.parent
     name = (data.resolve().name if data.is_dir() else data.stem) or "data"
     backbone = backbone.replace("/", "-").replace(":", "-")
     return Path("cache") / f"{name}-{backbone}-{pool}.h5"
