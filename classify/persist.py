@@ -29,8 +29,15 @@ _EXTRACT_ATTRS = ("backbone", "weights", "weights_source", "layers", "pool", "im
 
 
 def model_bundle(trained) -> dict:
-    """The dict a model file holds, from a `training.Trained`."""
+    """The dict a model file holds, from a `training.Trained`: with its protocol and the
+    identities of the rows it was trained and selected on (classify.rowrule)."""
+    from classify.rowrule import SEEN_MEMBER, seen_record
+
     data = trained.data
+    if trained.pooled:
+        raise FeatxError(f"{data.protocol.get('split')} trains one model per fold: save one "
+                         f"with a ratio split or kfold:K:F")
+    seen, ids = seen_record(data["train"].paths + data["val"].paths)
     attrs = {k: data.attrs[k] for k in _EXTRACT_ATTRS if k in data.attrs}
     if isinstance(attrs.get("layers"), str):
         attrs["layers"] = json.loads(attrs["layers"])
@@ -39,6 +46,7 @@ def model_bundle(trained) -> dict:
             "feature_fingerprint": data.feature_fingerprint, "classes": list(data.classes),
             "levels": list(data.levels), "dims": dict(data.dims), "recipe": trained.recipe,
             "extract": attrs, "rows": [r.row for r in trained.results],
+            "protocol": data.protocol, "seen": seen, SEEN_MEMBER: ids,
             **({"sources": data.model_sources()} if hasattr(data, "model_sources") else {})}
 
 
@@ -46,8 +54,12 @@ def save_bundle(path: str | os.PathLike, bundle: dict) -> Path:
     from classify.codec import encode
     from classify.rows import _jsonable
 
+    from classify.rowrule import SEEN_MEMBER
+
     arrays: dict[str, np.ndarray] = {}
-    header = {k: v for k, v in bundle.items() if k != "estimator"}
+    header = {k: v for k, v in bundle.items() if k not in ("estimator", SEEN_MEMBER)}
+    if bundle.get(SEEN_MEMBER) is not None:
+        arrays[SEEN_MEMBER] = np.asarray(bundle[SEEN_MEMBER], dtype=np.uint64)
     header.update(format=FORMAT, version=VERSION, estimator=encode(bundle["estimator"], arrays))
     blob = json.dumps(_jsonable(header), allow_nan=False, default=str).encode()
     arrays[HEADER] = np.frombuffer(blob, dtype=np.uint8)
@@ -93,9 +105,18 @@ def _dims(v) -> bool:
 HEADER_FIELDS = {"estimator": lambda v: isinstance(v, dict), "feature_fingerprint": _str,
                  "classes": lambda v: _str_list(v) and len(v) >= 2, "levels": _str_list,
                  "dims": _dims}
+def _sources(v) -> bool:
+    """A fused model's caches (classify.fusion): alias, feature fingerprint, levels each."""
+    return isinstance(v, list) and 0 < len(v) <= 64 and all(
+        isinstance(s, dict) and _str(s.get("alias")) and _str(s.get("feature_fingerprint"))
+        and _str_list(s.get("levels")) and isinstance(s.get("extract", {}), dict) for s in v)
+
+
 OPTIONAL_FIELDS = {"cache": _str, "cache_fingerprint": _str, "recipe": lambda v: isinstance(
                    v, dict), "extract": lambda v: isinstance(v, dict),
-                   "rows": lambda v: isinstance(v, list)}
+                   "rows": lambda v: isinstance(v, list), "protocol": lambda v: isinstance(
+                   v, dict) or v is None, "seen": lambda v: isinstance(v, dict) or v is None,
+                   "sources": _sources}
 
 
 def _check_header(header: dict, label: str) -> None:
@@ -110,6 +131,9 @@ def _check_header(header: dict, label: str) -> None:
     missing = [lv for lv in header["levels"] if lv not in header["dims"]]
     if missing:
         raise FeatxError(f"{label}: the header's dims lack level {missing[0]!r}")
+    if "sources" in header and header["levels"] != [
+            f"{s['alias']}:{lv}" for s in header["sources"] for lv in s["levels"]]:
+        raise FeatxError(f"{label}: the header's levels are not its sources' levels")
 
 
 def load_model(path: str | os.PathLike) -> dict:
@@ -152,6 +176,7 @@ def load_model(path: str | os.PathLike) -> dict:
             k = len(header["classes"])
             d = sum(header["dims"][lv] for lv in header["levels"])
             est = decode(header["estimator"], Ctx(members.array, label, d, k))
+            _attach_seen(header, members, label)
     except ZIP_ERRORS as e:
         raise FeatxError(f"{label}: not a classify model file (unreadable: "
                          f"{type(e).__name__})") from None
@@ -160,6 +185,28 @@ def load_model(path: str | os.PathLike) -> dict:
                          f"classes")
     header["estimator"] = est
     return header
+
+
+def _attach_seen(header: dict, members, label: str) -> None:
+    """The train+val row identities the header announces, checked against it."""
+    from classify.rowrule import SEEN_MEMBER
+
+    seen = header.get("seen")
+    if seen is None:
+        return
+    n = seen.get("n") if isinstance(seen, dict) else None
+    if not (isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 10**9):
+        raise FeatxError(f"{label}: the record of the model's training rows is damaged (the "
+                         f"header's 'seen' has no row count)")
+    try:
+        ids = members.array(SEEN_MEMBER, "u", (n,))
+    except FeatxError as e:
+        raise FeatxError(f"{label}: the record of the model's training rows is damaged "
+                         f"({str(e).removeprefix(label + ': ')})") from None
+    if ids.dtype != np.uint64:
+        raise FeatxError(f"{label}: the record of the model's training rows is damaged "
+                         f"({SEEN_MEMBER} is {ids.dtype}, not uint64)")
+    header[SEEN_MEMBER] = ids
 
 
 def convert_legacy(old: str | os.PathLike, new: str | os.PathLike) -> Path:

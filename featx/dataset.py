@@ -58,6 +58,10 @@ class Collection:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
     notes: list[str] = field(default_factory=list)
     scan: FolderScan | None = None  # a folder's entries that are not used, and its links
+    # under a --task that maps the classes: the labels the split was stratified on, and the map
+    source_labels: np.ndarray | None = None
+    source_classes: list[str] | None = None
+    task_map: dict[str, str] | None = None
     members: list | None = None  # images inside other files (featx.datasets.members), per path
     source: str = ""  # where the images come from, when not files under root (featx info)
 

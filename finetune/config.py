@@ -86,11 +86,21 @@ _RESUME_KEYS = ("recipe", "classes", "split", "data_options", "target", "seed", 
 def check_resumable(saved: dict, now: dict, out: Path) -> None:
     # compare after a JSON round trip (tuples vs lists); a map file by its content, not where
     # it lies
-    saved, now = _comparable(saved), _comparable(json.loads(json.dumps(now)))
+    now = _comparable(json.loads(json.dumps(now)))
+    saved = _comparable(_from_before_options(saved, now))
     diff = [k for k in _RESUME_KEYS if saved.get(k) != now.get(k)]
     if diff:
         raise FeatxError(f"{out}: --resume with different settings ({', '.join(diff)}) than the "
                          f"run in that folder; use the same ones, or another --out")
+
+
+def _from_before_options(saved: dict, now: dict) -> dict:
+    """A run folder from before the data options and targets: it read DATA with featx's
+    defaults (the format detected) for labels, which `now` must then be too."""
+    if "data_options" in saved:
+        return saved
+    defaults = DataOptions().record(now["data_options"]["format"])
+    return {**saved, "data_options": defaults, "target": saved.get("target", "label")}
 
 
 def _comparable(cfg: dict) -> dict:

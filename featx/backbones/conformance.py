@@ -76,7 +76,16 @@ def _timm_refs(model: nn.Module, bb, x: Tensor) -> dict[str, dict[str, Tensor]]:
         if lv == "L4" and isinstance(pre, Tensor) and pre.ndim == 2 and (
                 t.ndim != 4 or bb.taps[lv].kind == "vector"):
             # the model's own pooled features: avg = mean of the patch tokens, token = class
-            if pool in ("avg", "token"):
+            if pool == "token" and getattr(model, "head_dist", None) is not None:
+                # distilled: the pre-logits are the mean of the class and distillation tokens,
+                # their layout checked against the tap before its class token is the reference
+                if t.ndim == 3 and _close((t[:, 0] + t[:, 1]) / 2, pre) <= 1e-5:
+                    refs[lv] = {"cls": t[:, 0].float()}
+                    n = getattr(model, "num_prefix_tokens", None)
+                    if isinstance(n, int) and t.shape[1] > n:
+                        refs[lv]["gap"] = t[:, n:].float().mean(1)
+                    continue
+            elif pool in ("avg", "token"):
                 refs[lv] = {"gap" if pool == "avg" else "cls": pre}
                 continue
         if t.ndim == 4:

@@ -1,10 +1,12 @@
 """The default `featx backbones` listing without building a model or importing torch: the rows of
 the listed names, resolved once and kept in known_rows.json (checked against live resolution by
 tests/featx/test_backbones_listing.py), used while the installed torchvision / timm / open_clip
-are the versions they were made with. `python -m featx.backbones.known` rewrites the file."""
+are the versions and featx's code is the code they were made with (else the names are resolved
+live). `python -m featx.backbones.known` rewrites the file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib.metadata import PackageNotFoundError, version
@@ -14,13 +16,25 @@ FILE = Path(__file__).with_name("known_rows.json")
 LIBRARIES = ("torchvision", "timm", "open_clip_torch")
 
 
+# featx's own code that decides a row: rows made by other code are not used
+SOURCES = ("backbones/*.py", "listing.py", "preprocess.py", "levels.py", "pooling.py")
+NOT_ROWS = ("conformance.py",)  # the sweep's reference: no part of a row
+
+
 def versions() -> dict[str, str]:
+    """The library versions and a hash of featx's code the stored rows were made with."""
     out = {}
     for lib in LIBRARIES:
         try:
             out[lib] = version(lib)
         except PackageNotFoundError:
             out[lib] = ""
+    root = Path(__file__).parents[1]
+    h = hashlib.sha256()
+    for path in sorted(p for pattern in SOURCES for p in root.glob(pattern)
+                       if p.name not in NOT_ROWS):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    out["featx"] = h.hexdigest()[:16]
     return out
 
 

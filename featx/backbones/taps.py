@@ -199,6 +199,8 @@ def trace_modules(tower: nn.Module, image_size: int, call: Callable | None = Non
     finally:
         for h in handles:
             h.remove()
+    if not isinstance(result, Tensor):  # CoaT, CrossViT: one output per branch
+        raise FeatxError(f"its forward gives a {type(result).__name__}, not one tensor")
     seen.append(("<result>", tuple(result.shape), id(result)))
     return seen
 

@@ -2,8 +2,11 @@
 
 The taps come from the model itself, read on the meta device: transformers (every feature_info
 entry a block at one stride) give blocks ceil(k*D/5) and the output of `forward_features` (after
-the final norm); CNNs with five feature_info entries give them (L4: `forward_features`' output,
-the map before the head's pooling); four-stage models give the stem and the four stages.
+the final norm; after the head's `fc_norm` where it holds the final norm); CNNs with five
+feature_info entries give their first four and `forward_features`' output (the map before the
+head's pooling); models with four or three stages give the stem, the first three stages and the
+output. One traced forward then decides each tap's layout (map, NHWC map or tokens) and how many
+prefix tokens it really holds; what cannot be tapped this way is refused in one line.
 """
 
 from __future__ import annotations
@@ -62,12 +65,15 @@ def _modules(info: list[str], reductions: list[int], last: str, seen: list, mode
              ) -> tuple[list[str], list[int]]:
     """The five tapped modules and their strides: transformers (every feature at one stride) the
     blocks ceil(k*D/5) and the output; hierarchical models with 5 features their first four
-    and the output, with 3 or 4 the stem, the first three and the output."""
+    and the output (with more, the last four before the output), with 3 or 4 the stem, the
+    first three and the output."""
     if len(set(reductions)) == 1 and len(info) >= 4:
         idx = block_indices(len(info))
         return [info[i] for i in idx] + [last], [reductions[i] for i in idx] + [reductions[-1]]
     if len(info) == 5:
         return info[:4] + [last], reductions[:4] + [reductions[-1]]
+    if len(info) > 5 and len(set(reductions)) == len(info):  # VGG, DLA (a stride-1 first)
+        return info[-5:-1] + [last], reductions[-5:-1] + [reductions[-1]]
     if len(info) in (3, 4):
         return ([_stem(model, info[0], seen)] + info[:3] + [last],
                 [reductions[0]] + reductions[:3] + [reductions[-1]])

@@ -123,7 +123,7 @@ def read(path: Path, options: ReadOptions) -> Items:
     for f in files:
         name = f.relative_to(root).as_posix() if f.parent == root else f.as_posix()
         _read_shard(f, name, classes, items)
-    about = {"format": "webdataset", "shards": len(files), "first": files[0].name,
+    about = {"shards": len(files), "first": files[0].name,
              "classes_file": CLASSES_FILE if classes else None}
     items.source = "webdataset " + json.dumps(about)
     return items

@@ -54,7 +54,7 @@ def test_torch_hub_dir_without_torch(monkeypatch, tmp_path):
     assert known.torch_hub_dir() == tmp_path / "hub"
 
 
-@pytest.mark.parametrize("lib", known.LIBRARIES)
+@pytest.mark.parametrize("lib", known.LIBRARIES + ("featx",))
 def test_rows_of_other_library_versions_are_not_used(monkeypatch, tmp_path, lib):
     data = json.loads(known.FILE.read_text())
     data["versions"][lib] = "0.0"

@@ -113,6 +113,9 @@ def test_features_equal_the_folder_s(folder, tmp_path, kind):
     assert run_featx("extract", src, *FAST, "--out", out).exit_code == 0
     info = run_featx("info", out).output
     assert f"source       {fmt}" in info
+    from featx.extract import default_out
+
+    assert default_out(src, "resnet18", "gap").name == "ds-resnet18-gap.h5"  # a pattern too
 
 
 def test_hf_options_and_errors(folder, tmp_path):
@@ -184,9 +187,9 @@ def test_webdataset_corrupt_and_unlabelled_members(folder, tmp_path):
     assert res.exit_code == 1 and "b.tar: not a readable tar file" in res.output
 
 
-def test_webdataset_resume_after_kill(tmp_path):
-    """A run killed after some chunks resumes them (chunks are rows of the shards) and equals
-    an uninterrupted run."""
+def test_webdataset_torchrun_killed_and_resumed(tmp_path):
+    """A 2-process torchrun killed after some chunks resumes them (chunks are rows of the
+    shards, shared among the ranks) and equals an uninterrupted single-process run."""
     data = generate_images(tmp_path / "data", n_per_class=8, size=64, classes=CLASSES)
     files = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.jpg"))
     src = build_wds(data, files, tmp_path / "shards", "cls")
@@ -195,14 +198,14 @@ def test_webdataset_resume_after_kill(tmp_path):
     assert run_featx("extract", src, *args, "--workers", "0", "--quiet", "--out", ref)\
         .exit_code == 0
     out = tmp_path / "out.h5"
-    cmd = [PYTHON, "-m", "featx", "extract", str(src), *args, "--workers", "1", "--out",
-           str(out)]
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "featx", "extract", str(src), *args, "--workers", "1", "--out", str(out)]
     done = kill_run_after(cmd, tmp_path / "out.h5.parts", 2)
     assert 2 <= done < 6 and not out.exists()
     rerun = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{done} of 6 chunks already done" in rerun.stderr
+    assert f"{done} of 6 chunks already done" in rerun.stderr and "(2 processes)" in rerun.stderr
     with Cache(ref) as a, Cache(out) as b:
         assert a.paths == b.paths and a.fingerprint == b.fingerprint
         for lv in a.levels:

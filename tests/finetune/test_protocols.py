@@ -94,6 +94,16 @@ def _csv(root: Path) -> Path:
     return root / "manifest.csv"
 
 
+def _abstract(root: Path) -> Path:
+    """Abstract's votes (4 of its 8 classes used), real images."""
+    rows = [(f"abs_{i:02d}.jpg", [(5 if c == i % 4 else i % 3) for c in range(8)])
+            for i in range(12)]
+    root = lay.abstract(root, rows)
+    for i, (name, _) in enumerate(rows):
+        lay.write_image(root / name, real=True, seed=i)
+    return root
+
+
 # (layout builder, data options): each read by finetune as featx extract reads it
 LAYOUTS = {
     "emotion6-keyword": (_emotion6, []),
@@ -104,6 +114,7 @@ LAYOUTS = {
     "conflicts-majority-sentiment": (_conflicted, ["--conflicts", "majority", "--task",
                                                    "sentiment"]),
     "csv-official-distribution": (_csv, ["--split", "official", "--target", "distribution"]),
+    "abstract-votes-distribution": (_abstract, ["--target", "distribution"]),
 }
 
 
@@ -133,9 +144,10 @@ def test_data_options_read_as_featx_extract_reads_them(case, tmp_path):
     assert rec["agree"] == int(kw.get("--agree", 5))
     assert rec["conflicts"] == kw.get("--conflicts", "keep")
     assert rec["task"] == kw.get("--task", "emotion")
-    if "--target" in kw:  # the CSV's p_<class> columns are the target
-        test = json.loads((out / "test.json").read_text())
+    if kw.get("--split") == "official":  # the CSV's own split column
         assert cfg["split"] == "csv" and cfg["counts"] == {"train": 8, "val": 2, "test": 2}
+    if "--target" in kw:  # the CSV's p_<class> columns, Abstract's votes: the target
+        test = json.loads((out / "test.json").read_text())
         assert set(test["ldl"]) == {"chebyshev", "clark", "canberra", "kl", "cosine",
                                     "intersection"}
 
@@ -316,6 +328,16 @@ def test_cross_dataset_rows_match_the_runs_own_predictions(four, tmp_path):
     assert res.exit_code != 0 and "differ from the run's" in res.output
     res = invoke("eval", run, "--data", other, "--split", "50/25/25")
     assert res.exit_code != 0 and "--split goes with the run's own DATA" in res.output
+    # a run folder from before data_options resumes with featx's defaults, and only with them
+    cfg_path = run / "config.json"
+    old = json.loads(cfg_path.read_text())
+    del old["data_options"], old["target"]
+    cfg_path.write_text(json.dumps(old))
+    args = ["run", "resnet_fc", "--data", four, "--epochs", "1", "--split", "34/33/33",
+            "--out", run, "--resume", *TINY]
+    res = invoke(*args, "--conflicts", "drop")
+    assert res.exit_code != 0 and "data_options" in res.output
+    ok(invoke(*args))
 
 
 def test_sentiment_on_both_sides(four, tmp_path):
