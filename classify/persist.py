@@ -1,9 +1,10 @@
 """Model files: one .npz (a zip of .npy arrays) whose `__header__` is UTF-8 JSON -- the format
 version, fingerprints, classes, levels, the recipe, evaluation rows and the estimator's
 structure (classify.codec) -- beside the fitted arrays; LightGBM models as their own model
-text. Opening one reads arrays and JSON only (`np.load(allow_pickle=False)`): it cannot run
-code. Older joblib model files are refused; `classify convert --trust` is the only place where
-a pickle is ever opened."""
+text. Opening one reads arrays and JSON only, never a pickle, so it cannot run code; every field
+is checked before use and only referenced arrays are read (classify.members, classify.codec,
+classify.trees: README "Model files are data"). Older joblib model files are refused;
+`classify convert --trust` is the only place where a pickle is ever opened."""
 
 from __future__ import annotations
 
@@ -128,9 +129,8 @@ def _check_header(header: dict, label: str) -> None:
         if not ok(header[name]):
             raise FeatxError(f"{label}: the header's {name!r} is not valid "
                              f"({type(header[name]).__name__})")
-    missing = [lv for lv in header["levels"] if lv not in header["dims"]]
-    if missing:
-        raise FeatxError(f"{label}: the header's dims lack level {missing[0]!r}")
+    if set(header["dims"]) != set(header["levels"]):
+        raise FeatxError(f"{label}: the header's dims are not one per level of its levels")
     if "sources" in header and header["levels"] != [
             f"{s['alias']}:{lv}" for s in header["sources"] for lv in s["levels"]]:
         raise FeatxError(f"{label}: the header's levels are not its sources' levels")

@@ -175,6 +175,12 @@ SCHEMA_EDITS = {
     "deep json": (lambda m: {**m, HEADER + ".npy": npy(np.frombuffer(b"[" * 100000, np.uint8))},
                   "not valid JSON"),
     "version": (_header_edit(lambda h: h.update(version="2")), "version 2 is not supported"),
+    "extra dims": (_header_edit(lambda h: h["dims"].update(L0=8)),
+                   "dims are not one per level"),
+    "seen rows gone": (lambda m: {k: v for k, v in m.items() if k != "seen_rows.npy"},
+                       "record of the model's training rows is damaged"),
+    "seen rows huge": (_member("seen_rows.npy", npy_header((10**12,), "<u8")),
+                       "record of the model's training rows is damaged"),
 }
 
 
