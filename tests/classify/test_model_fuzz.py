@@ -14,7 +14,7 @@ import pytest
 from classify.synthetic import write_distribution_cache, write_synthetic_cache
 from .model_files import write_every_kind
 
-N_MUTATIONS = 1100
+N_MUTATIONS = 1000
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the harness forks one child per file")
