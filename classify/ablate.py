@@ -17,7 +17,7 @@ from featx.cache import Cache, fingerprint
 from featx.errors import FeatxError
 from featx.levels import parse_levels
 
-ROW_FORMAT = 3  # bump when the code computing a row changes (the estimator settings and grid
+ROW_FORMAT = 4  # bump when the code computing a row changes (the estimator settings and grid
 # are in the row key already), so old cached rows are not reused
 
 
@@ -35,9 +35,10 @@ class RowSpec:
     def name(self) -> str:
         return row_name(self.levels, self.model, self.weighted, self.meta)
 
-    def key(self, cache_fingerprint: str, seed: int, split: str | None = None,
-            task: str | None = None, fewshot: dict | None = None) -> str:
-        """Names the stored result: what the row computes, not where the cache lies."""
+    def key(self, cache_fingerprint: str, seed: int, protocol: dict | None = None,
+            fewshot: dict | None = None) -> str:
+        """Names the stored result: what the row computes, not where the cache lies; the
+        protocol as resolved (a task map's content, not its file name)."""
         from classify.models import make_model, model_kind
 
         spec = {k: v for k, v in asdict(self).items() if k != "cache"}
@@ -45,9 +46,8 @@ class RowSpec:
         est = make_model(self.model, weighted=self.weighted, seed=seed).get_params(deep=True)
         settings = {k: repr(v) for k, v in est.items() if not hasattr(v, "get_params")}
         key = {"cache": cache_fingerprint, "row": spec, "seed": seed,
-               "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT}
-        if split or (task and task != "emotion"):
-            key["protocol"] = {"split": split, "task": task}
+               "grid": model_kind(self.model).grid, "settings": settings, "format": ROW_FORMAT,
+               "protocol": protocol or {}}
         if fewshot:
             key["fewshot"] = fewshot
         return fingerprint(key)[:24]
@@ -160,7 +160,7 @@ def check_comparable(caches: Sequence[str]) -> None:
                                  f"rows cannot be compared")
 
 
-def run_row(spec: RowSpec, seed: int, out_file: str, threads: int = 1,
+def run_row(spec: RowSpec, seed: int | None, out_file: str, threads: int = 1,
             split: str | None = None, task: str | None = None,
             shots: Sequence[int] = (), trials: int = 5) -> list[dict]:
     """Compute one row -- under k-fold, each fold's and the summary; with `shots`, each trial's
@@ -248,7 +248,7 @@ class GridRun:
 
 
 def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int | None = None,
-             seed: int = 0, quiet: bool = False, split: str | None = None,
+             seed: int | None = None, quiet: bool = False, split: str | None = None,
              task: str | None = None, shots: Sequence[int] = (), trials: int = 5,
              backend: str | None = None) -> GridRun:
     """Compute (or reuse from `out`/rows) every row of the grid; rows in parallel processes,
@@ -269,17 +269,34 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         if kind != "local":
             raise FeatxError(f"--grid fusion runs its rows locally; --backend {backend} is for "
                              f"the other grids")
+        if seed is None:  # the seed of the first cache's split (classify.protocol.resolve)
+            from classify.protocol import cache_seed
+
+            with Cache(caches[0]) as c:
+                seed = cache_seed(c)
         return run_fusion_grid(caches, jobs=jobs, seed=seed, quiet=quiet, split=split, task=task)
     check_comparable(caches)
     specs, base = grid_specs(caches, grid)
-    fps = {}
+    from classify.protocol import resolve
+
+    fps, protos = {}, {}
     for c in caches:
         with Cache(c) as cache:
             fps[str(c)] = cache.fingerprint
+            protos[str(c)] = resolve(cache, split, task, seed).record
+
+    def model_seed(c: str) -> int:  # as training.run_fit chooses it
+        return seed if seed is not None else int(protos[c]["seed"])
+
     rows_dir = Path(out) / "rows"
     fewshot = {"shots": list(shots), "trials": trials} if shots else None
-    files = [rows_dir / f"{s.key(fps[s.cache], seed, split, task, fewshot)}.json"
-             for s in specs]
+    files = [rows_dir / f"{s.key(fps[s.cache], model_seed(s.cache), protos[s.cache], fewshot)}"
+                        f".json" for s in specs]
+    from classify.zeroshot import zeroshot_rows
+
+    # CLIP caches' zero-shot rows (cheap) first: one that cannot be made is refused before
+    # any grid row is computed
+    zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed, split=split, task=task)
     done = {i: r for i, f in enumerate(files) if f.exists() and (r := _load_row(f)) is not None}
     todo = [i for i in range(len(specs)) if i not in done]
     # slowest rows first, so that the cheap ones fill the other workers meanwhile
@@ -298,24 +315,21 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
                                quiet=quiet, warmup=1):
             done[i] = [_result(d) for d in stored]
-    zeroshot = []
-    if split is None and task in (None, "emotion"):  # CLIP caches: the zero-shot row (cheap)
-        from classify.zeroshot import zeroshot_rows
-        zeroshot = zeroshot_rows([str(c) for c in caches], seed=seed)
+    base_seed = model_seed(str(caches[0]))
     if shots:  # each K's summary rows against the baseline's at that K
         for k in shots:
             summaries = [next(r for r in done[i] if r.row.get("shots") == k
                               and r.row.get("trial") == "all") for i in range(len(specs))]
-            add_mcnemar(summaries, summaries[specs.index(base)], seed=seed)
+            add_mcnemar(summaries, summaries[specs.index(base)], seed=base_seed)
     else:
         # under k-fold a spec has its fold rows and then its summary (the row compared)
         summaries = [done[i][-1] for i in range(len(specs))]
-        add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=seed)
+        add_mcnemar(summaries + zeroshot, summaries[specs.index(base)], seed=base_seed)
     results = [r for i in range(len(specs)) for r in done[i]] + zeroshot
     return GridRun(results, computed=len(todo), reused=len(specs) - len(todo))
 
 
-def _run_row_indexed(i: int, spec: RowSpec, seed: int, out_file: str, threads: int,
+def _run_row_indexed(i: int, spec: RowSpec, seed: int | None, out_file: str, threads: int,
                      split: str | None, task: str | None, shots: Sequence[int] = (),
                      trials: int = 5) -> tuple[int, list[dict]]:
     return i, run_row(spec, seed, out_file, threads, split, task, shots, trials)

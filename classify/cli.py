@@ -33,7 +33,9 @@ _JSON = click.option("--json", "json_path", type=click.Path(dir_okay=False),
 _REPORT = click.option("--report", "report_dir", type=click.Path(file_okay=False),
                        help="Write confusion / per-class recall PNGs and an HTML page here.")
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
-_SEED = click.option("--seed", default=0, show_default=True, help="Seed of folds and models.")
+_SEED = click.option("--seed", type=int, default=None,
+                     help="Seed of a re-split's folds and of the models (default: the seed "
+                          "the cache's split was made with).")
 _JOBS = click.option("--jobs", type=int, default=None,
                      help="Parallel workers (default: one per CPU core).")
 _SPLIT = click.option("--split", default=None,
@@ -41,9 +43,10 @@ _SPLIT = click.option("--split", default=None,
                            "kfold:K (a summary row: pooled predictions, folds' mean and std; "
                            "--folds-detail for each fold's), kfold:K:F, official. "
                            "Default: the cache's own split.")
-_TASK = click.option("--task", default="emotion", show_default=True,
-                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map file "
-                          "class,sentiment.")
+_TASK = click.option("--task", default=None,
+                     help="emotion, sentiment (the 8 emotions' positive/negative map) or a map "
+                          "file class,sentiment (default: the task the cache was extracted "
+                          "with).")
 _DATA = click.option("--data", type=click.Path(exists=True),
                       help="The image folder (or CSV) the cache was extracted from, for the "
                            "--report gallery (default: the folder the cache records).")
@@ -62,10 +65,11 @@ _WEIGHTED = click.option("--weighted", is_flag=True,
 
 
 def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
-          quiet: bool = False, more=(), folds_detail: bool = False) -> None:
+          quiet: bool = False, more=(), folds_detail: bool = False, pooled: int = 0) -> None:
     """Table, --json and --report; `evaluated()` gives the gallery's images (None: none),
-    `more` further galleries as (page name, title, evaluated). Tables show k-fold summaries
-    (each fold's row with `folds_detail`); the JSON holds every row."""
+    pooled from `pooled` k-fold rounds when that is more than one; `more` further galleries
+    as (page name, title, evaluated). Tables show k-fold summaries (each fold's row with
+    `folds_detail`); the JSON holds every row."""
     from classify.atomic import write_json
     from classify.report import level_weights_lines, shown_rows, text_table, write_report
     from classify.rows import rows_document
@@ -83,7 +87,10 @@ def _emit(results, classes, json_path, report_dir, title: str, evaluated=None,
         if evaluated is not None:
             from classify.gallery import write_gallery
 
-            gallery = write_gallery(report_dir, evaluated(), title=f"{title}: error analysis",
+            what = (f"error analysis of the pooled test predictions of {pooled} folds (every "
+                    f"image once, by the fold model that did not train on it)" if pooled > 1
+                    else "error analysis")
+            gallery = write_gallery(report_dir, evaluated(), title=f"{title}: {what}",
                                     quiet=quiet)
         extra = []
         if more:
@@ -115,6 +122,26 @@ def _images_found(cache, data, report_dir) -> bool:
         click.echo(f"note: no error-analysis gallery: {e}", err=True)
         return False
     return True
+
+
+def _check_one_model(cache, split, model_out) -> None:
+    """`--out` saves one model: refused (before any training) for a k-fold protocol's rounds."""
+    from featx.cache import Cache
+    from featx.splits import has_rounds
+
+    if not model_out:
+        return
+    with Cache(cache) as c:
+        spec = split or str(c.attrs.get("split_spec", ""))
+    if has_rounds(spec):
+        raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
+                         f"save one with a ratio split or kfold:K:F")
+
+
+def _summary_name(trained) -> str:
+    """The row a run is about: the summary under k-fold, not its first fold."""
+    last = trained.pooled or trained.recipe.get("kind") == "stack"  # summaries come last
+    return trained.results[-1 if last else 0].row["name"]
 
 
 def _gallery_of(trained, data):
@@ -255,7 +282,6 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
     from classify.persist import save_model
     from classify.protocol import class_map_file
     from classify.training import run_fit
-    from featx.splits import has_rounds
 
     if cv is not None and cv < 2:
         raise FeatxError(f"--cv {cv}: give K >= 2 folds")
@@ -269,14 +295,7 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
     cache, levels = _fused(caches, levels)
     if eval_cache and len(caches) > 1:
         raise FeatxError("--eval with several caches: cross-dataset evaluation takes one cache")
-    if model_out:
-        from featx.cache import Cache
-
-        with Cache(caches[0]) as c:
-            spec = split or str(c.attrs.get("split_spec", ""))
-        if has_rounds(spec):
-            raise FeatxError(f"--out with --split {spec}: k-fold trains one model per fold; "
-                             f"save one with a ratio split or kfold:K:F")
+    _check_one_model(caches[0], split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(caches[0], data, report_dir)
     shots = _shots(shots, model_out, eval_cache)
@@ -291,9 +310,10 @@ def fit(caches, levels, model, weighted, cv, model_out, split, task, target, eva
                           quiet=quiet, split=split, task=task, target=target,
                           eval_cache=eval_cache, class_map=class_map_file(class_map))
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify fit: {trained.results[0].row['name']}",
+          f"classify fit: {_summary_name(trained)}",
           _gallery_of(trained, data) if gallery else None, quiet,
-          _cross_galleries(trained, report_dir, class_map, task), folds_detail)
+          _cross_galleries(trained, report_dir, class_map, task), folds_detail,
+          len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -333,6 +353,7 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
     if folds < 2:
         raise FeatxError(f"--folds {folds}: give K >= 2 folds")
     cache, levels = _fused(caches, levels)
+    _check_one_model(caches[0], split, model_out)
     _check_outputs({"--out": model_out, "--json": json_path}, {"--report": report_dir})
     gallery = _images_found(caches[0], data, report_dir)
     shots = _shots(shots, model_out, None)
@@ -346,8 +367,9 @@ def stack(caches, levels, base, meta, weighted, folds, model_out, split, task, s
         trained = run_stack(cache, levels, base, meta, weighted, folds=folds, seed=seed,
                             jobs=_jobs(jobs), quiet=quiet, split=split, task=task)
     _emit(trained.results, trained.data.classes, json_path, report_dir,
-          f"classify stack: {trained.results[-1].row['name']}",
-          _gallery_of(trained, data) if gallery else None, quiet, folds_detail=folds_detail)
+          f"classify stack: {_summary_name(trained)}",
+          _gallery_of(trained, data) if gallery else None, quiet, folds_detail=folds_detail,
+          pooled=len(trained.tested))
     if model_out:
         click.echo(f"model: {save_model(model_out, trained)}", err=True)
 
@@ -415,21 +437,21 @@ def ablate(caches, grid, out_dir, split, task, folds_detail, shots, trials, json
 
 @main.command()
 @_CACHE
+@_SPLIT
+@_TASK
 @_JSON
 @_REPORT
 @_SEED
 @one_line_errors
-def zeroshot(cache, json_path, report_dir, seed):
-    """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings."""
-    from classify.zeroshot import run_zeroshot
+def zeroshot(cache, split, task, json_path, report_dir, seed):
+    """CLIP zero-shot row of CACHE: its emb level against the stored prompt embeddings, on the
+    test images of the protocol (under kfold:K each fold's and the pooled row)."""
+    from classify.zeroshot import zeroshot_results
 
     _check_outputs({"--json": json_path}, {"--report": report_dir})
-    result = run_zeroshot(cache, seed=seed)
-    from featx.cache import Cache
-
-    with Cache(cache) as c:
-        classes = c.classes
-    _emit([result], classes, json_path, report_dir, "classify zeroshot")
+    results = zeroshot_results(cache, seed=seed, split=split, task=task)
+    classes = list(results[-1].row["test"]["per_class_recall"])  # after --task
+    _emit(results, classes, json_path, report_dir, "classify zeroshot")
 
 
 @main.command()
@@ -496,11 +518,14 @@ def convert(old, new, trust):
               help="Feature extraction device for an image folder.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Write an error-analysis gallery and the scores of the labelled images "
-                   "(a cache's test rows, or a folder's images in class folders) here.")
+                   "the model never trained or selected on (a cache's labels under the "
+                   "model's task, or a folder's images in class folders) here.")
+@_JSON
 @_DATA
 @_QUIET
 @one_line_errors
-def predict(model, target, more, csv_out, batch_size, device, report_dir, data, quiet):
+def predict(model, target, more, csv_out, batch_size, device, report_dir, json_path, data,
+            quiet):
     """Class probabilities per image of TARGET (a cache or a folder of images) by MODEL; a
     fused model takes its caches in order: MODEL CACHE_A CACHE_B ..."""
     from pathlib import Path
@@ -509,10 +534,10 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
     from classify.persist import load_model
     from classify.predict import predict_cache, predict_images, predictions_csv
 
-    _check_outputs({"--out": csv_out}, {"--report": report_dir})
+    _check_outputs({"--out": csv_out, "--json": json_path}, {"--report": report_dir})
     bundle = load_model(model)
     target = Path(target)
-    root, escaped = target, True
+    root, escaped, gallery = target, True, bool(report_dir)
     fused = "sources" in bundle or bool(more)  # a fused model (classify.fusion)
     if fused and "sources" not in bundle:
         raise FeatxError(f"{model}: the model was trained on one cache; give one TARGET")
@@ -524,12 +549,15 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
         preds = predict_images(bundle, target, batch_size=batch_size, device=device, quiet=quiet)
     elif target.exists():
         if report_dir:  # find the images first, not after the predictions
-            from classify.gallery import data_root
             from featx.cache import Cache
 
-            with Cache(target) as c:
-                root = data_root(c.attrs, data, str(target))
-                escaped = bool(c.attrs.get("path_escapes"))
+            gallery = _images_found(str(target), data, report_dir)
+            if gallery:
+                from classify.gallery import data_root
+
+                with Cache(target) as c:
+                    root = data_root(c.attrs, data, str(target))
+                    escaped = bool(c.attrs.get("path_escapes"))
         if fused:
             from classify.fusion import predict_fused
 
@@ -538,23 +566,57 @@ def predict(model, target, more, csv_out, batch_size, device, report_dir, data, 
             preds = predict_cache(bundle, target)
     else:
         raise FeatxError(f"{target}: no such cache file or image folder")
-    write_text(csv_out, predictions_csv(preds, bundle["classes"]))
+    from classify.predict import scored
+    from classify.rowrule import SEEN_MEMBER, seen_mask
+
+    sc = scored(preds, bundle) if report_dir or json_path else None
+    if sc is not None and not len(sc.rows):  # refused before anything is written
+        raise FeatxError(f"{target}: no image to score: {sc.n_seen} were the model's training "
+                         f"or validation rows, {sc.n_unknown} have no true class among its "
+                         f"classes ({', '.join(bundle['classes'])}) under its task "
+                         f"{(bundle.get('protocol') or {}).get('task', 'emotion')}")
+    seen = seen_mask(bundle, preds.paths) if bundle.get(SEEN_MEMBER) is not None else None
+    write_text(csv_out, predictions_csv(preds, bundle["classes"], seen))
     failed = sum(1 for e in preds.errors if e)
     click.echo(f"{len(preds.paths)} predictions written to {csv_out}"
                + (f" ({failed} images failed; their rows carry the error)" if failed else ""),
                err=True)
-    if report_dir:
-        import numpy as np
+    if target.is_dir() and seen is not None:
+        n = int(seen.sum())
+        if n:
+            click.echo(f"warning: {n} of the {len(preds.paths)} images have the relative paths "
+                       f"of {Path(model).name}'s training or validation rows"
+                       + (": they are not scored" if sc else ""), err=True)
+    if sc is None:
+        return
+    if sc.n_seen and not target.is_dir():
+        click.echo(f"note: {sc.n_seen} labelled rows of {target.name} were "
+                   f"{Path(model).name}'s training or validation rows: not scored", err=True)
+    _emit_predict(bundle, model, target, preds, sc, json_path, report_dir,
+                  (root, escaped) if gallery else None, quiet)
 
-        from classify.gallery import evaluated_from_predictions
-        from classify.rows import make_result
 
-        ev, which = evaluated_from_predictions(preds, bundle["classes"], root, escaped)
-        recipe = bundle.get("recipe", {})
-        empty = np.zeros(0, dtype=np.int64)
-        res = make_result(f"{Path(model).name} on {target.name} ({which})", bundle["levels"],
-                          recipe.get("model", "?"), bool(recipe.get("weighted", False)),
-                          list(bundle["classes"]), (empty, empty),
-                          (ev.y_true, ev.proba.argmax(axis=1)), ev.paths)
-        _emit([res], bundle["classes"], None, report_dir, f"classify predict: {res.row['name']}",
-              lambda: ev, quiet)
+def _emit_predict(bundle, model, target, preds, sc, json_path, report_dir, images, quiet):
+    """`classify predict`'s row (the scored images as its test set) and report."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from classify.gallery import evaluated_from_predictions
+    from classify.rows import make_result
+
+    recipe = bundle.get("recipe", {})
+    empty = np.zeros(0, dtype=np.int64)
+    classes = list(bundle["classes"])
+    res = make_result(f"{Path(model).name} on {target.name} (unseen images)", bundle["levels"],
+                      recipe.get("model", "?"), bool(recipe.get("weighted", False)), classes,
+                      (empty, empty), (sc.y, preds.proba[sc.rows].argmax(axis=1)),
+                      [preds.paths[i] for i in sc.rows], cache=str(target),
+                      model_file=str(model), protocol=bundle.get("protocol"),
+                      excluded_seen=sc.n_seen, unknown_class=sc.n_unknown)
+    evaluated = None
+    if images is not None:
+        ev = evaluated_from_predictions(preds, classes, sc.rows, sc.y, *images)
+        evaluated = lambda: ev  # noqa: E731
+    _emit([res], classes, json_path, report_dir, f"classify predict: {res.row['name']}",
+          evaluated, quiet)

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classify.protocol import rounds
+from classify.protocol import resolve
 from featx.cache import Cache, CacheError
 from featx.splits import SPLIT_NAMES
-from featx.tasks import class_mapping, map_dist, map_labels, task_name
 
 
 @dataclass
@@ -37,7 +36,7 @@ class LevelData:
     feature_fingerprint: str
     attrs: dict
     parts: dict[str, Part] = field(default_factory=dict)
-    protocol: dict = field(default_factory=dict)  # {"split", "seed", "task"} as evaluated
+    protocol: dict = field(default_factory=dict)  # classify.protocol.resolve's record
     fold: int | None = None  # the k-fold round, if any
 
     @property
@@ -80,27 +79,22 @@ def _read_rows(cache: Cache, levels: Sequence[str], row_sets: dict[str, np.ndarr
 
 
 def iter_rounds(path: str | os.PathLike, levels: Sequence[str], split: str | None = None,
-                task: str | None = None, seed: int = 0,
+                task: str | None = None, seed: int | None = None,
                 splits: Sequence[str] = ("train", "val", "test")) -> Iterator[LevelData]:
-    """LevelData of each round of the protocol `split` (see classify.protocol.rounds; one round
-    unless k-fold), with labels (and label distributions) mapped for `task`. The features are
-    read from disk once; a round's matrices exist only while it is being used."""
+    """LevelData of each round of the protocol (classify.protocol.resolve: the cache's stored
+    split, seed and task unless `split`, `seed`, `task` replace them; one round unless
+    kfold:K), with labels (and label distributions) under the task. The features are read
+    from disk once; a round's matrices exist only while it is being used."""
     with Cache(path) as cache:
         cache.check_levels(levels)
-        spec, rnds = rounds(cache, split, seed)
-        labels, classes = cache.labels, list(cache.classes)
-        dist = cache.label_dist
-        mapped = class_mapping(classes, task, owner=f"the training cache {path}")
-        if mapped is not None:
-            classes, index = mapped
-            labels = map_labels(labels, index)
-            dist = map_dist(dist, index, len(classes)) if dist is not None else None
+        res = resolve(cache, split, task, seed, owner=f"the training cache {path}")
+        rnds, labels, classes, dist = res.rounds, res.labels, res.classes, res.dist
         valid = cache.valid
         all_paths = cache.paths
         dims = {lv: cache.dims[lv] for lv in levels}
         ident = model_identity(cache)
         attrs = dict(cache.attrs)
-        protocol = {"split": spec, "seed": int(seed), "task": task_name(task)}
+        protocol = res.record
         row_sets = [{s: np.flatnonzero((r.split == SPLIT_NAMES.index(s)) & valid)
                      for s in splits} for r in rnds]
         for rows in row_sets:
@@ -129,15 +123,15 @@ def iter_rounds(path: str | os.PathLike, levels: Sequence[str], split: str | Non
 
 def load_levels(path: str | os.PathLike, levels: Sequence[str],
                 splits: Sequence[str] = ("train", "val", "test"), split: str | None = None,
-                task: str | None = None, seed: int = 0) -> LevelData:
+                task: str | None = None, seed: int | None = None) -> LevelData:
     """Read `levels` of the cache at `path` for `splits` (one round: a k-fold protocol is
     refused here; use iter_rounds)."""
     gen = iter_rounds(path, levels, split, task, seed, splits)
     data = next(gen)
     if data.fold is not None:
         gen.close()
-        raise CacheError(f"{path}: a k-fold protocol has several rounds; iterate them with "
-                         f"classify.data.iter_rounds")
+        raise CacheError(f"{path}: {data.protocol['split']} is several rounds (one model per "
+                         f"fold); name one fold, e.g. --split {data.protocol['split']}:0")
     return data
 
 
@@ -170,9 +164,13 @@ def check_same_features(path: str | os.PathLike, train: str | os.PathLike) -> No
                      f"features from the same backbone, weights, pool and preprocessing")
 
 
-def load_eval_rows(path: str | os.PathLike, data: LevelData) -> tuple[Part, list[str]]:
+def load_eval_rows(path: str | os.PathLike, data: LevelData, task: str | None = None
+                   ) -> tuple[Part, list[str]]:
     """Every valid image of another cache, for cross-dataset evaluation of a model trained on
-    `data`: refused unless its features were made with the same settings."""
+    `data`, labelled under `task` (None: its own): refused unless its features were made with
+    the same settings."""
+    from classify.protocol import task_labels
+
     check_same_features(path, data.cache)
     with Cache(path) as cache:
         cache.check_levels(data.levels)
@@ -180,12 +178,13 @@ def load_eval_rows(path: str | os.PathLike, data: LevelData) -> tuple[Part, list
         if bad:
             raise CacheError(f"{path}: level {bad[0]} has {cache.dims[bad[0]]} dims, "
                              f"{data.cache} has {data.dims[bad[0]]}")
+        classes, labels, dist, _, _ = task_labels(cache, task,
+                                                  owner=f"the --eval cache {path}")
         rows = np.flatnonzero(cache.valid)
         X = _read_rows(cache, data.levels, {"all": rows})["all"]
         paths = cache.paths
-        return Part(X=X, y=cache.labels[rows], rows=rows, paths=[paths[i] for i in rows],
-                    dist=None if cache.label_dist is None else cache.label_dist[rows]), \
-            list(cache.classes)
+        return Part(X=X, y=labels[rows], rows=rows, paths=[paths[i] for i in rows],
+                    dist=None if dist is None else dist[rows]), list(classes)
 
 
 def _check_train(path, classes: list[str], y_train: np.ndarray) -> None:

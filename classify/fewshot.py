@@ -114,7 +114,7 @@ def summary_row(trials: list[Result], name: str, k: int) -> Result:
 
 
 def run_fewshot(train: Callable[[LevelData], object], rounds, shots: Sequence[int], trials: int,
-                seed: int = 0):
+                seed: int | None = None):
     """For each round of `rounds`, K of `shots` and trial: `train(data)` -> a training.Trained
     on K training images a class. Returns (the last Trained, every row: per K and row kind,
     each trial's row (pooled over folds under k-fold, with the fold rows) then the summary)."""
@@ -124,6 +124,8 @@ def run_fewshot(train: Callable[[LevelData], object], rounds, shots: Sequence[in
     order: list[str] = []
     last, d = None, None
     for d in rounds:
+        if seed is None:  # the seed of the protocol's split (classify.training._seed)
+            seed = int(d.protocol.get("seed", 0) or 0)
         with Cache(d.cache) as c:
             groups = c.duplicate_groups[d["train"].rows]
         for k in shots:
@@ -158,7 +160,8 @@ def run_fewshot(train: Callable[[LevelData], object], rounds, shots: Sequence[in
 
 
 def fewshot_trained(kind: str, cache, levels: Sequence[str], shots: Sequence[int], trials: int,
-                    seed: int = 0, split: str | None = None, task: str | None = None, **kw):
+                    seed: int | None = None, split: str | None = None,
+                    task: str | None = None, **kw):
     """`classify fit|stack --shots ... --trials N`: training.Trained whose rows are the
     few-shot protocol's (see run_fewshot); `kw` go to run_fit / run_stack."""
     from classify.training import Trained, _rounds, run_fit, run_stack

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from classify.report import literal_text
 
+
+@literal_text
 def weights_png(path: Path, rows: Sequence[dict]) -> None:
     """One bar group per weighted stack row: its meta's weight of each (cache, level)."""
     import matplotlib
@@ -32,6 +35,7 @@ def weights_png(path: Path, rows: Sequence[dict]) -> None:
     _save_figure(fig, path)
 
 
+@literal_text
 def fewshot_png(path: Path, rows: Sequence[dict]) -> None:
     """Test accuracy and macro recall (mean over trials, t-interval) against K, one line per
     row kind."""

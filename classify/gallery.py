@@ -224,16 +224,22 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}
 
 
 def evaluated_from_trained(trained, data: str | os.PathLike | None) -> Evaluated:
-    """The test images of a fit / stack run, with the model's probabilities."""
-    from threadpoolctl import threadpool_limits
+    """The test images of a fit / stack run, with the model's probabilities; under k-fold every
+    fold's test images (each image once, by the model that did not train on it)."""
+    t = trained.tested
+    if not t:  # a run that kept no round's probabilities (few-shot): its last model's
+        from classify.training import Tested, _proba
 
-    te = trained.data["test"]
-    with threadpool_limits(limits=1, user_api="blas"):
-        proba = trained.estimator.predict_proba(te.X)
+        te = trained.data["test"]
+        t = [Tested(te.paths, te.y, _proba(trained.estimator, te.X, len(trained.data.classes)),
+                    te.dist)]
     attrs = trained.data.attrs
-    return Evaluated(list(trained.data.classes), np.asarray(te.y), np.asarray(proba),
-                     list(te.paths), data_root(attrs, data, trained.data.cache),
-                     escaped=bool(attrs.get("path_escapes")), dist=te.dist)
+    dists = [x.dist for x in t]
+    return Evaluated(list(trained.data.classes), np.concatenate([x.y for x in t]),
+                     np.concatenate([x.proba for x in t]), [p for x in t for p in x.paths],
+                     data_root(attrs, data, trained.data.cache),
+                     escaped=bool(attrs.get("path_escapes")),
+                     dist=None if any(d is None for d in dists) else np.concatenate(dists))
 
 
 def evaluated_cross(trained, other: str, class_map: dict[str, str],
@@ -245,7 +251,7 @@ def evaluated_cross(trained, other: str, class_map: dict[str, str],
     from classify.training import cross_images
     from featx.cache import Cache
 
-    part, _ = cross_images(trained.data, other, class_map, task)
+    part, _, _ = cross_images(trained.data, other, class_map, task)
     with threadpool_limits(limits=1, user_api="blas"):
         proba = trained.estimator.predict_proba(part.X)
     with Cache(other) as c:
@@ -255,28 +261,11 @@ def evaluated_cross(trained, other: str, class_map: dict[str, str],
                      escaped=bool(attrs.get("path_escapes")))
 
 
-def evaluated_from_predictions(preds, classes: Sequence[str], root: Path,
-                               escaped: bool = True) -> tuple[Evaluated, str]:
-    """The labelled, predicted images of `classify predict`: a cache's test rows (all its rows
-    when it has no test split), or a folder's images under folders named like the classes.
-    Returns them and a word on which images they are."""
-    index = {c: i for i, c in enumerate(classes)}
-    ok = ~np.isnan(preds.proba).any(axis=1)
-    if preds.labels is not None:
-        labels = preds.labels
-        test = np.array([s == "test" for s in preds.split]) & ok
-        rows = test if test.any() else ok
-        which = "test images" if test.any() else "images (no test split)"
-    else:  # an image folder: its first folder names the class, if it is one of the model's
-        labels = [p.split("/", 1)[0].lower() if "/" in p else "" for p in preds.paths]
-        rows = ok
-        which = "images"
-    known = np.array([lab in index for lab in labels])
-    rows = np.flatnonzero(rows & known)
-    if not len(rows):
-        raise FeatxError("--report: no predicted image has a known true class (a cache's labels, "
-                         "or a folder's first-level folders named like the model's classes)")
+def evaluated_from_predictions(preds, classes: Sequence[str], rows: np.ndarray,
+                               y: np.ndarray, root: Path, escaped: bool = True) -> Evaluated:
+    """The scored images of `classify predict` (classify.predict.scored: `rows`, their true
+    classes `y`)."""
     dist = getattr(preds, "dist", None)
-    return Evaluated(list(classes), np.array([index[labels[i]] for i in rows]),
-                     preds.proba[rows], [preds.paths[i] for i in rows], root,
-                     escaped=escaped, dist=None if dist is None else dist[rows]), which
+    return Evaluated(list(classes), np.asarray(y), preds.proba[rows],
+                     [preds.paths[i] for i in rows], root, escaped=escaped,
+                     dist=None if dist is None else dist[rows])

@@ -23,7 +23,39 @@ class Predictions:
     errors: list[str]
     labels: list[str] | None = None  # true class names, when known
     split: list[str] | None = None
+    source_labels: list[str] | None = None  # a cache's classes before its own --task map
     dist: np.ndarray | None = None  # [n, n_classes] human votes (/label_dist), where known
+
+
+@dataclass
+class Scored:
+    """The rows of a prediction that an evaluation may score (the row rule, classify.rowrule):
+    predicted, with a true class among the model's, and not the model's train or val rows."""
+
+    rows: np.ndarray  # indices into the predictions
+    y: np.ndarray  # their true class (index into the model's classes)
+    n_seen: int  # labelled, predicted rows left out: the model trained or selected on them
+    n_unknown: int  # predicted rows whose class is none of the model's (after its task)
+
+
+def scored(preds: Predictions, bundle: dict) -> Scored:
+    """Which rows of `preds` an evaluation of the model may score, with their true classes: a
+    cache's labels, or a folder's first-level folder names, under the model's task."""
+    from classify.rowrule import TaskView, seen_mask
+
+    view = TaskView.of(bundle)
+    if preds.labels is not None:
+        names = view.true_classes(preds.labels, preds.source_labels)
+    else:
+        names = view.true_classes([p.split("/", 1)[0] if "/" in p else None
+                                   for p in preds.paths])
+    ok = ~np.isnan(preds.proba).any(axis=1)
+    known = np.array([n is not None for n in names], dtype=bool)
+    seen = seen_mask(bundle, preds.paths)
+    rows = np.flatnonzero(ok & known & ~seen)
+    index = {c: i for i, c in enumerate(view.classes)}
+    return Scored(rows, np.array([index[names[i]] for i in rows], dtype=np.int64),
+                  int((ok & known & seen).sum()), int((ok & ~known).sum()))
 
 
 def _proba(bundle: dict, X: np.ndarray) -> np.ndarray:
@@ -62,9 +94,11 @@ def predict_cache(bundle: dict, path: str | os.PathLike) -> Predictions:
         labels = [cache.classes[y] for y in cache.labels]
         split = [cache.split_names[s] for s in cache.split]
         errors = [e or ("" if v else "invalid row") for e, v in zip(cache.errors, valid)]
+        source = cache.before_task
         dist = cache.label_dist  # votes over the model's classes only
         same = list(cache.classes) == list(bundle["classes"])
         return Predictions(cache.paths, proba, errors, labels, split,
+                           [source[0][y] for y in source[1]] if source else None,
                            dist=dist if same else None)
 
 
@@ -131,15 +165,20 @@ def _extract_like(model: dict, folder: Path, rel: list[str], batch_size: int, de
     return features, valid, errors
 
 
-def predictions_csv(preds: Predictions, classes: list[str]) -> str:
-    """CSV text: path, [split, label,] predicted, p_<class>..., error."""
+def predictions_csv(preds: Predictions, classes: list[str],
+                    seen: np.ndarray | None = None) -> str:
+    """CSV text: path, [split, label,] [model_saw,] predicted, p_<class>..., error;
+    `model_saw` (1/0): whether the model trained or selected on the image (`seen`, where the
+    model file records its rows)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    head = ["path"] + (["split"] if preds.split else []) + (["label"] if preds.labels else [])
+    head = (["path"] + (["split"] if preds.split else []) + (["label"] if preds.labels else [])
+            + (["model_saw"] if seen is not None else []))
     w.writerow(head + ["predicted"] + [f"p_{c}" for c in classes] + ["error"])
     for i, path in enumerate(preds.paths):
         row = [path] + ([preds.split[i]] if preds.split else []) + (
-            [preds.labels[i]] if preds.labels else [])
+            [preds.labels[i]] if preds.labels else []) + (
+            [str(int(seen[i]))] if seen is not None else [])
         p = preds.proba[i]
         if np.isnan(p).any():
             row += [""] + [""] * len(classes)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,19 @@ def _fold_fields(r: dict) -> dict:
     return out
 
 
+def literal_text(fn: Callable) -> Callable:
+    """Decorator of a figure function: every text it draws is shown as given. Class names and
+    titles are user text, and matplotlib would read "$...$" in them as maths (an error for
+    `$\\badcmd$`, italics for "price $5 and $6")."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def html_table(rows: Sequence[dict]) -> str:
     """The table as an HTML <table> element."""
     cols = _columns(rows)
@@ -217,6 +231,7 @@ def _save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
+@literal_text
 def confusion_png(path: Path, cm: Sequence[Sequence[int]], classes: Sequence[str],
                   title: str) -> None:
     """Row-normalised confusion matrix with counts."""
@@ -242,6 +257,7 @@ def confusion_png(path: Path, cm: Sequence[Sequence[int]], classes: Sequence[str
     _save_figure(fig, path)
 
 
+@literal_text
 def recall_png(path: Path, rows: Sequence[dict], classes: Sequence[str]) -> None:
     """Per-class test recall, one bar group per class, one bar per row (at most 8 rows)."""
     import matplotlib

@@ -48,9 +48,13 @@ def row_name(levels: Sequence[str], model: str, weighted: bool, meta: str | None
 def make_result(name: str, levels: Sequence[str], model: str, weighted: bool, classes: list[str],
                 val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
                 test_paths: list[str], seed: int = 0, **extra) -> Result:
-    """`val`, `test`: (y_true, y_pred). Extra keys (cache, params, ...) go into the row."""
+    """`val`, `test`: (y_true, y_pred). Extra keys (cache, params, ...) go into the row, and
+    `test_rows`: the fingerprint of the test images' identities (classify.rowrule)."""
+    from classify.rowrule import rows_fingerprint
+
     row = {"name": name, "levels": list(levels), "model": model, "weighted": bool(weighted),
-           "val": evaluate(*val, classes, seed=seed), "test": evaluate(*test, classes, seed=seed)}
+           "val": evaluate(*val, classes, seed=seed), "test": evaluate(*test, classes, seed=seed),
+           "test_rows": rows_fingerprint(test_paths)}
     row.update(extra)
     return Result(row=row, test_true=np.asarray(test[0]), test_pred=np.asarray(test[1]),
                   test_paths=list(test_paths), val_true=np.asarray(val[0]),
@@ -84,7 +88,7 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
                             for m, v in per.items()}}
     keep = {k: v for k, v in first.items()
             if k not in ("name", "levels", "model", "weighted", "val", "test", "fold", "params",
-                         "level_weights")}
+                         "level_weights", "test_rows")}
     summary = make_result(name, first["levels"], first["model"], first["weighted"], classes,
                           pooled["val"], pooled["test"],
                           [p for r in results for p in r.test_paths], seed=seed, **keep)

@@ -39,7 +39,7 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
                           faint: float = 0.25, rank: int = 8, rotate: bool = True,
                           invalid: int = 0,
                           tag: str = "synthetic", feature_fingerprint: str | None = None,
-                          feature_seed: int | None = None) -> str:
+                          feature_seed: int | None = None, prefix: str = "") -> str:
     """Write a complete cache of n rows; returns its path.
 
     Level l encodes classes c with c % n_levels == l (and the next one) with `strong` mean shift,
@@ -48,14 +48,15 @@ def write_synthetic_cache(path: str | os.PathLike, n: int = 800,
     `invalid` rows are marked undecodable (zero features, an error text). `tag` changes the
     fingerprints, e.g. to tell two caches of the same size apart; `feature_fingerprint` forces
     that attribute (to forge mismatches in tests); `feature_seed` draws other features for the
-    same images, labels and split (caches of several backbones).
+    same images, labels and split (caches of several backbones); `prefix` starts every relative
+    path (another set's images have other names).
     """
     dims = dict(dims or {"L0": 16, "L1": 24, "L2": 32, "L3": 48, "L4": 64})
     k = len(classes)
     shares = list(shares) if shares is not None else [1.0] * k
     rng = np.random.default_rng(seed if feature_seed is None else feature_seed)
     labels = synthetic_labels(n, shares, seed)
-    paths = [f"{classes[y]}/img_{i:06d}.jpg" for i, y in enumerate(labels)]
+    paths = [f"{prefix}{classes[y]}/img_{i:06d}.jpg" for i, y in enumerate(labels)]
     split = stratified_split(labels, np.arange(n), split_spec, seed)
     valid = np.ones(n, dtype=bool)
     errors = [""] * n

@@ -15,6 +15,7 @@ from classify.data import LevelData, iter_rounds, load_eval_rows
 from classify.rows import Result, fold_rows, make_result, row_name
 from featx.cache import CacheError
 from featx.errors import FeatxError
+from featx.splits import has_rounds
 
 TARGETS = ("label", "distribution")
 SOFT_GRID = (0.01, 0.1, 1.0)  # C of the soft-label model, chosen on val by KL
@@ -24,12 +25,36 @@ UNTUNED = " (untuned)"  # a stack's per-level rows: the base model's default hyp
 @dataclass
 class Trained:
     """A fitted estimator, its evaluation rows, the data it came from and what a model file
-    records about how it was made. Under k-fold: the last fold's estimator, every row."""
+    records about how it was made. Under k-fold: the last fold's estimator, every row, and
+    every fold's test probabilities (`tested`: each image once)."""
 
     estimator: object
     results: list[Result]
     data: LevelData
     recipe: dict = field(default_factory=dict)
+    tested: list[Tested] = field(default_factory=list)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the test rows are several rounds' (k-fold), pooled."""
+        return len(self.tested) > 1
+
+
+@dataclass
+class Tested:
+    """One round's test rows and the model's probabilities on them."""
+
+    paths: list[str]
+    y: np.ndarray
+    proba: np.ndarray
+    dist: np.ndarray | None = None  # the images' vote distributions, where the cache has them
+
+
+def _proba(est, X: np.ndarray, n_classes: int) -> np.ndarray:
+    if len(X) == 0:
+        return np.zeros((0, n_classes))
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.asarray(est.predict_proba(X))
 
 
 def _predict(est, X: np.ndarray) -> np.ndarray:
@@ -52,6 +77,17 @@ def _rounds(cache, levels, data: LevelData | None, split, task, seed) -> Iterabl
     return iter_rounds(cache, levels, split, task, seed)
 
 
+def _rounds_of(d: LevelData) -> bool:
+    """Whether `d` is a round of several (kfold:K; kfold:K:F names one, a few-shot draw hands
+    its rounds in one by one, fold unset)."""
+    return has_rounds(d.protocol.get("split")) and d.fold is not None
+
+
+def _seed(seed: int | None, d: LevelData) -> int:
+    """The models' seed: --seed, else the seed of the protocol's split."""
+    return int(seed) if seed is not None else int(d.protocol.get("seed", 0) or 0)
+
+
 def _common(data: LevelData, cache) -> dict:
     extra = {"cache": str(cache), "protocol": data.protocol}
     if hasattr(cache, "row_extra"):
@@ -62,13 +98,13 @@ def _common(data: LevelData, cache) -> dict:
 
 
 def _finish(results: list[Result], last: LevelData, seed: int) -> list[Result]:
-    if last.fold is None:
+    if not _rounds_of(last):
         return results
     return fold_rows(results, last.classes, seed=seed)
 
 
 def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logreg",
-            weighted: bool = False, cv: int | None = None, seed: int = 0,
+            weighted: bool = False, cv: int | None = None, seed: int | None = None,
             jobs: int | None = None, quiet: bool = False, data: LevelData | None = None,
             threads: int | None = None, split: str | None = None, task: str | None = None,
             target: str = "label", eval_cache: str | None = None,
@@ -83,23 +119,27 @@ def run_fit(cache: str | os.PathLike, levels: Sequence[str], model: str = "logre
         from classify.data import check_same_features
 
         check_same_features(eval_cache, cache)  # before any training
-    results, est, d, recipe = [], None, None, {}
+    results, est, d, recipe, tested = [], None, None, {}, []
     for d in _rounds(cache, levels, data, split, task, seed):
-        if eval_cache and d.fold is not None:
+        if eval_cache and _rounds_of(d):
             raise FeatxError("--eval with a k-fold protocol: evaluate across datasets with one "
-                             "model, trained on a ratio or the official split")
+                             "model, trained on a ratio or the official split, or kfold:K:F")
         _need_test(d)
+        s = _seed(seed, d)
         if target == "distribution":
-            est, res, recipe = _fit_distribution(d, cache, seed)
+            est, res, recipe = _fit_distribution(d, cache, s)
         else:
-            est, res, recipe = _fit_labels(d, cache, model, weighted, cv, seed, jobs, threads,
+            est, res, recipe = _fit_labels(d, cache, model, weighted, cv, s, jobs, threads,
                                            quiet)
         results.append(res)
+        te = d["test"]
+        tested.append(Tested(te.paths, te.y, _proba(est, te.X, len(d.classes)), te.dist))
         if eval_cache:
-            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, seed, target,
+            results.append(_cross_row(est, d, res, eval_cache, class_map or {}, s, target,
                                       task))
-    recipe.update(protocol=d.protocol, target=target)
-    return Trained(estimator=est, results=_finish(results, d, seed), data=d, recipe=recipe)
+    recipe.update(protocol=d.protocol, target=target, seed=_seed(seed, d))
+    return Trained(estimator=est, results=_finish(results, d, _seed(seed, d)), data=d,
+                   recipe=recipe, tested=tested)
 
 
 def _fit_labels(d: LevelData, cache, model, weighted, cv, seed, jobs, threads, quiet):
@@ -172,30 +212,38 @@ def _fit_distribution(d: LevelData, cache, seed: int):
 
 def cross_images(d: LevelData, other: str, class_map: dict[str, str], task: str | None):
     """Every valid image of `other` whose class matches one of `d`'s (after `task` and
-    `class_map`), labelled with the training classes; and the count of the others per class."""
+    `class_map`) and that was not a train or val row of `d`, labelled with the training
+    classes; the count of the unmatched per class; the count left out as seen."""
     from classify.protocol import match_classes
-    from featx.tasks import class_mapping, map_labels
+    from classify.rowrule import row_ids, seen_record
 
-    part, other_classes = load_eval_rows(other, d)
-    mapped = class_mapping(other_classes, task, owner=f"the --eval cache {other}")
-    if mapped is not None:  # the same task on both sides
-        other_classes, index = mapped
-        part.y = map_labels(part.y, index)
+    part, other_classes = load_eval_rows(other, d, task)  # the same task on both sides
+    # classes the task left as they were: through the training task's map (original -> class)
+    task_map = d.protocol.get("task_map") or {}
+    other_classes = [c if c in d.classes else task_map.get(c, c) for c in other_classes]
     to_train = match_classes(d.classes, other_classes, class_map, other)
     y = to_train[part.y]
-    keep = y >= 0
+    # the row rule: an image this model was trained or selected on is not scored
+    _, seen_ids = seen_record(d["train"].paths + d["val"].paths)
+    seen = np.isin(row_ids(part.paths), seen_ids)
+    if seen.all():
+        raise FeatxError(f"--eval {other}: every image of it was a training or validation row "
+                         f"of this model: nothing to evaluate on")
+    keep = (y >= 0) & ~seen
     unmatched = {other_classes[c]: int(n) for c, n in
-                 enumerate(np.bincount(part.y[~keep], minlength=len(other_classes))) if n}
+                 enumerate(np.bincount(part.y[(y < 0) & ~seen], minlength=len(other_classes)))
+                 if n}
     part.X, part.y, part.rows = part.X[keep], y[keep], part.rows[keep]
     part.paths = [p for p, k in zip(part.paths, keep) if k]
     part.dist = None  # over the other set's classes, not the model's
-    return part, unmatched
+    return part, unmatched, int(seen.sum())
 
 
 def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, str],
                seed: int, target: str, task: str | None) -> Result:
-    """`res`'s model evaluated on every valid image of `other` whose class matches."""
-    part, unmatched = cross_images(d, other, class_map, task)
+    """`res`'s model evaluated on every valid image of `other` whose class matches and that
+    it never trained or selected on."""
+    part, unmatched, n_seen = cross_images(d, other, class_map, task)
     X, y, paths = part.X, part.y, part.paths
     pred = _predict(est, X)
     va = res.row["val"]
@@ -205,7 +253,8 @@ def _cross_row(est, d: LevelData, res: Result, other: str, class_map: dict[str, 
                       cache=res.row["cache"], eval_cache=str(other), protocol=d.protocol,
                       cross_dataset={"train": res.row["cache"], "eval": str(other),
                                      "class_map": class_map, "unmatched": unmatched,
-                                     "n_eval": len(y)}, target=target)
+                                     "n_eval": len(y), "excluded_seen": n_seen},
+                      target=target)
     row.row["val"] = va
     return row
 
@@ -217,7 +266,8 @@ def _stem(path: str) -> str:
 
 
 def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logreg",
-              meta: str = "weighted", weighted: bool = False, folds: int = 5, seed: int = 0,
+              meta: str = "weighted", weighted: bool = False, folds: int = 5,
+              seed: int | None = None,
               jobs: int | None = None, quiet: bool = False,
               data: LevelData | None = None, split: str | None = None,
               task: str | None = None) -> Trained:
@@ -225,22 +275,24 @@ def run_stack(cache: str | os.PathLike, levels: Sequence[str], base: str = "logr
     each level's base model alone and for the stack (per fold and summarised under k-fold)."""
     per_kind: dict[str, list[Result]] = {}
     order: list[str] = []
-    stacker, d = None, None
+    stacker, d, tested = None, None, []
     for d in _rounds(cache, levels, data, split, task, seed):
-        stacker, results = _stack_round(d, cache, base, meta, weighted, folds, seed, jobs,
-                                        quiet)
+        stacker, results, proba = _stack_round(d, cache, base, meta, weighted, folds,
+                                               _seed(seed, d), jobs, quiet)
+        tested.append(Tested(d["test"].paths, d["test"].y, proba, d["test"].dist))
         for r in results:
             key = r.row["name"]
             if key not in per_kind:
                 order.append(key)
             per_kind.setdefault(key, []).append(r)
-    if d.fold is None:
+    if not _rounds_of(d):
         out = [per_kind[k][0] for k in order]
     else:
-        out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=seed)]
+        out = [r for k in order for r in fold_rows(per_kind[k], d.classes, seed=_seed(seed, d))]
     recipe = {"kind": "stack", "model": f"stack:{base}>{meta}", "base": base, "meta": meta,
-              "weighted": weighted, "folds": folds, "protocol": d.protocol}
-    return Trained(estimator=stacker, results=out, data=d, recipe=recipe)
+              "weighted": weighted, "folds": folds, "protocol": d.protocol,
+              "seed": _seed(seed, d)}
+    return Trained(estimator=stacker, results=out, data=d, recipe=recipe, tested=tested)
 
 
 def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, quiet):
@@ -272,8 +324,9 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
                                    weighted, d.classes, (va.y, pred["val"]), (te.y, pred["test"]),
                                    te.paths, seed=seed, selected_by="none (defaults)",
                                    **common))
-    pred = {s: (stacker.meta_.predict_proba(lp[s]).argmax(axis=1) if len(lp[s])
-                else np.zeros(0, dtype=np.int64)) for s in lp}
+    proba = {s: (stacker.meta_.predict_proba(lp[s]) if len(lp[s])
+                 else np.zeros((0, len(d.classes)))) for s in lp}
+    pred = {s: p.argmax(axis=1) for s, p in proba.items()}
     extra = {**common, "meta": meta, "folds": folds}
     if meta == "weighted":
         extra["level_weights"] = dict(zip(levels, map(float, stacker.level_weights_)))
@@ -281,4 +334,4 @@ def _stack_round(d: LevelData, cache, base, meta, weighted, folds, seed, jobs, q
                                f"stack:{base}>{meta}", weighted, d.classes,
                                (va.y, pred["val"]), (te.y, pred["test"]), te.paths, seed=seed,
                                **extra))
-    return stacker, results
+    return stacker, results, proba["test"]

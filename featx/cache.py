@@ -132,8 +132,12 @@ class CacheWriter:
 
     def write_optional(self, label_dist: np.ndarray | None = None,
                        extras: Mapping[str, Sequence] | None = None,
-                       fold: np.ndarray | None = None) -> None:
-        """SPEC's optional datasets: /label_dist, /extra/<name>, /fold."""
+                       fold: np.ndarray | None = None,
+                       source_labels: np.ndarray | None = None) -> None:
+        """SPEC's optional datasets: /label_dist, /extra/<name>, /fold, /source_labels."""
+        if source_labels is not None:
+            self.f.create_dataset("source_labels", data=np.asarray(source_labels,
+                                                                   dtype=np.int16))
         if label_dist is not None:
             self.f.create_dataset("label_dist", data=np.asarray(label_dist, dtype=np.float32))
         if fold is not None:
@@ -243,6 +247,15 @@ class Cache:
     def fold(self) -> np.ndarray | None:
         """The fold per image under kfold:K, or None."""
         return self.f["fold"][:].astype(np.int64) if "fold" in self.f else None
+
+    @property
+    def before_task(self) -> tuple[list[str], np.ndarray] | None:
+        """(classes, labels) before the --task map of extraction (what its split was stratified
+        on), or None where the cache was extracted without one (or before featx kept them)."""
+        if "source_labels" not in self.f or "source_classes" not in self.attrs:
+            return None
+        return json.loads(self.attrs["source_classes"]), self.f["source_labels"][:].astype(
+            np.int64)
 
     @property
     def label_dist(self) -> np.ndarray | None:

@@ -70,8 +70,9 @@ def extract(data: Path, backbone: str, weights: str, layers: str, pool: str | No
             seed: int, fmt: str | None, conflicts: str, label: str, agree: str, task: str,
             out: Path | None, chunk_size: int | None, decode: str, prompts: Path | None,
             fast_decode: bool, quiet: bool, **read_options: str | None) -> None:
-    """Extract pooled L0..L4 features of DATA (class folders, a CSV, or a published dataset:
-    FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II) into a cache.
+    """Extract pooled L0..L4 features of DATA (class folders, a CSV, a published dataset:
+    FI, EmoSet, Emotion6, ArtPhoto, Abstract, Twitter I/II, a local Hugging Face dataset or
+    WebDataset shards) into a cache.
 
     Safe to kill at any moment: the same command resumes where it stopped. Under
     `torchrun --nproc-per-node N -m featx extract ...` the ranks share the work."""

@@ -3,6 +3,7 @@ label conflicts resolved."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections import Counter, defaultdict
@@ -57,6 +58,10 @@ class Collection:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> images left out
     notes: list[str] = field(default_factory=list)
     scan: FolderScan | None = None  # a folder's entries that are not used, and its links
+    # under a --task that maps the classes: the labels the split was stratified on, and the map
+    source_labels: np.ndarray | None = None
+    source_classes: list[str] | None = None
+    task_map: dict[str, str] | None = None
     members: list | None = None  # images inside other files (featx.datasets.members), per path
     source: str = ""  # where the images come from, when not files under root (featx info)
 
@@ -130,6 +135,8 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
                          to_stored(entry.name.lower()) if label is None else label)
                 elif label is None:
                     scan.skipped.append((r, "not in a class folder"))
+                elif entry.is_symlink() and _link_loop(entry.path):
+                    scan.skipped.append((r, "link loop"))
                 elif is_image(entry.name):  # a row even if unreadable: the decoder says why
                     scan.items.append((r, label))
                 elif entry.is_file():
@@ -145,6 +152,15 @@ def walk_folder(root: Path, class_folders: bool = True) -> FolderScan:
     walk(os.fspath(root), "", None if class_folders else "")
     scan.items.sort()
     return scan
+
+
+def _link_loop(path: str) -> bool:
+    """Whether the link at `path` never reaches a file (ELOOP: it leads back to itself)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def file_digest(path: Path) -> str:

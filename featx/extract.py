@@ -28,7 +28,7 @@ from featx.info import describe_scan
 from featx.levels import parse_levels
 from featx.lock import OutputLock
 from featx.parts import ChunkWriter, Parts, os_error
-from featx.pathnames import show
+from featx.pathnames import printable, show
 from featx.pooling import ALL_POOLS
 from featx.preprocess import preprocessing_id
 from featx.progress import Progress
@@ -93,7 +93,11 @@ class ExtractResult:
 
 def default_out(data: Path, backbone: str, pool: str) -> Path:
     """cache/<data name>-<backbone>-<pool>.h5 (timm/x -> timm-x, clip/A:t -> clip-A-t)"""
+    from featx.datasets.wds import is_pattern
+
     data = Path(data)
+    if is_pattern(data):  # shards-{0000..0099}.tar: named after their folder
+        data = data.parent
     name = (data.resolve().name if data.is_dir() else data.stem) or "data"
     backbone = backbone.replace("/", "-").replace(":", "-")
     return Path("cache") / f"{name}-{backbone}-{pool}.h5"
@@ -344,6 +348,8 @@ def _run_extract(cfg: ExtractConfig, log: Log) -> ExtractResult:
                "label_conflicts": coll.conflicts[:100], "n_label_conflicts": len(coll.conflicts),
                "dropped": coll.dropped,
                "task": task_name(cfg.task),
+               **({"source_classes": coll.source_classes, "task_map": coll.task_map}
+                  if coll.task_map else {}),
                "data_root": show(coll.root.resolve()), **scan_attrs(coll.scan),
                **({"data_source": coll.source} if coll.source else {}),
                **({"prompts": templates} if templates else {})})
@@ -484,7 +490,7 @@ def _assemble(out: Path, meta: CacheMeta, coll: Collection, dims: dict, parts: P
         if prompts is not None:
             writer.write_zeroshot(prompts.templates, prompts.class_embeddings,
                                   prompts.logit_scale)
-        writer.write_optional(coll.label_dist, coll.extras, coll.fold)
+        writer.write_optional(coll.label_dist, coll.extras, coll.fold, coll.source_labels)
         start, n_failed = 0, 0
         for k in range(n_chunks):
             feats, valid, errors = parts.read_chunk(k)
@@ -580,7 +586,7 @@ def describe_failures(result: ExtractResult, limit: int = 5) -> list[str]:
     if result.n_failed:
         lines.append(f"{result.n_failed} of {result.n} images could not be used (recorded in "
                      f"/valid and /errors):")
-        lines += [f"  {p}: {r}" for p, r in result.failures[:limit]]
+        lines += [f"  {printable(p)}: {printable(r)}" for p, r in result.failures[:limit]]
         if result.n_failed > limit:
             lines.append(f"  ... and {result.n_failed - limit} more (featx info shows them)")
     lines += describe_conflicts(result.conflicts, result.conflict_policy)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from featx.cache import Cache, strings
+from featx.pathnames import printable
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -34,7 +35,7 @@ def describe_scan(skipped: Sequence[tuple[str, str]], links_out: int, links_in: 
     if skipped:
         lines.append(f"{len(skipped)} entries under DATA not used (recorded in /skipped):")
     for r, ps in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        lines.append(f"  {len(ps)} {r}: e.g. {', '.join(ps[:limit])}")
+        lines.append(f"  {len(ps)} {r}: e.g. {', '.join(map(printable, ps[:limit]))}")
     return lines
 
 
@@ -103,7 +104,7 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
         lines += _table(rows)
         bad = np.flatnonzero(~valid)
         lines.append(f"failures     {len(bad)}")
-        lines += [f"  {paths[i]}: {errors[i]}" for i in bad[:max_failures]]
+        lines += [f"  {printable(paths[i])}: {printable(errors[i])}" for i in bad[:max_failures]]
         if len(bad) > max_failures:
             lines.append(f"  ... and {len(bad) - max_failures} more")
         lines += _dataset_lines(c, a, labels)

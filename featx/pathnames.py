@@ -46,6 +46,17 @@ def from_stored(text: str) -> str:
                         else chr(0xDC00 + int(m.group(1)[1:], 16)), text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Text for one line of a message: control characters (a newline in a file name) as
+    `\\xNN`, so that one name never looks like two lines."""
+    return text if text.isprintable() else _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}",
+                                                         text)
+
+
 def show(name: str | os.PathLike) -> str:
-    """A path for messages: any name, printable on a UTF-8 terminal, no traceback ever."""
-    return to_stored(os.fspath(name))
+    """A path for messages: any name, printable on a UTF-8 terminal on one line, no traceback
+    ever."""
+    return printable(to_stored(os.fspath(name)))

@@ -10,6 +10,7 @@ from featx.errors import FeatxError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
+MAX_FOLDS = 127  # folds are stored as int8 (/fold)
 
 
 def parse_split(spec: str) -> tuple[float, float, float]:
@@ -81,8 +82,10 @@ def parse_kfold(spec: str) -> tuple[int, int | None]:
     except (ValueError, IndexError):
         raise FeatxError(f"bad --split {spec!r}: use kfold:K (e.g. kfold:5), or kfold:K:F for "
                          f"the train/val/test view with fold F as test") from None
-    if k < 2 or (fold is not None and not 0 <= fold < k):
-        raise FeatxError(f"bad --split {spec!r}: K must be at least 2 and F in 0..K-1")
+    if not 3 <= k <= MAX_FOLDS or (fold is not None and not 0 <= fold < k):
+        # K=2 leaves no training fold: fold F is test and fold F+1 val
+        raise FeatxError(f"bad --split {spec!r}: K must be 3..{MAX_FOLDS} (fold F is test, "
+                         f"F+1 val, the rest train) and F in 0..K-1")
     return k, fold
 
 

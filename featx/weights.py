@@ -133,15 +133,32 @@ def build_model(backbone: Backbone, weights: str, seed: int = 0, progress: bool 
             model = src.from_file(backbone, str(path), image_size)
         except Exception as e:  # the libraries raise RuntimeError, KeyError, ValueError ...
             first = str(e).strip().splitlines() or [type(e).__name__]
+            why = first[1].strip() if len(first) > 1 else first[0]
             raise FeatxError(f"{path}: does not fit {backbone.name} "
-                             f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+                             f"({why[:300] + ' ...' if len(why) > 300 else why})") from None
         return model, weights_identity(backbone, weights)
     model = src.build(backbone, False, image_size, progress)
     sd = load_state_dict_file(path)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise FeatxError(f"{path}: does not fit {backbone.name} "
-                         f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+        why = key_mismatch(model.state_dict(), sd) or str(e).strip().splitlines()[0][:300]
+        raise FeatxError(f"{path}: does not fit {backbone.name} ({why})") from None
     return model, weights_identity(backbone, weights)
+
+
+def key_mismatch(expected: dict, got: dict, show: int = 3) -> str:
+    """One short line on how state dict `got` differs from `expected`: counts of missing and
+    unexpected keys and of shape mismatches, each with its first few names."""
+    def part(what: str, names: list[str]) -> str | None:
+        if not names:
+            return None
+        more = f", ... {len(names) - show} more" if len(names) > show else ""
+        return f"{len(names)} {what}: {', '.join(names[:show])}{more}"
+
+    shapes = [f"{k} {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in got and hasattr(got[k], "shape") and tuple(got[k].shape) != tuple(v.shape)]
+    parts = [part("missing keys", [k for k in expected if k not in got]),
+             part("unexpected keys", [k for k in got if k not in expected]),
+             part("shape mismatches", shapes)]
+    return "; ".join(p for p in parts if p)

@@ -174,7 +174,9 @@ def plan(recipe: str, n_classes: int, as_json: bool, **kw) -> None:
     click.echo(f"{p['recipe']} on {p['backbone']}")
     for st in p["stages"]:
         groups = ", ".join(f"{g.get('name', '') + ' ' if 'name' in g else ''}{g['n']:,} at lr "
-                           f"{g['lr']:.3g}" for g in st["param_groups"])
+                           f"{g['lr']:.3g} wd {g['weight_decay']:.3g}"
+                           + (f" ({g['n_no_decay']:,} not decayed)" if g["n_no_decay"] else "")
+                           for g in st["param_groups"])
         click.echo(f"  {st['name']}: {st['epochs']} epochs, {st['optimizer']['name']}, "
                    f"{len(st['trainable'])} tensors / {st['n_trainable']:,} parameters "
                    f"({groups})")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from classify.report import literal_text
 from featx.errors import FeatxError
 from featx.preprocess import normalize as imagenet_normalize
 from featx.progress import Progress
@@ -74,6 +75,7 @@ TTA: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
 }
 
 
+@literal_text
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | os.PathLike,
                    title: str) -> None:
     """Row-normalised confusion matrix with the counts, as a PNG."""

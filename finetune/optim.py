@@ -49,6 +49,28 @@ def group_names(names: list[str], spec: Optimizer, depth: DepthGroups | None = N
     return [g for g in groups if g[1]]
 
 
+# optimisers whose weight decay spares biases, norm weights and the model's no_weight_decay()
+# tensors (timm, DeiT, MAE); SGD recipes follow their papers, which decay every parameter
+EXEMPTING = frozenset({"adamw", "adam"})
+
+
+def no_decay_names(model: nn.Module, spec: Optimizer) -> set[str]:
+    """Parameters that `spec`'s optimiser does not decay: for those in EXEMPTING, the 1-D ones
+    (biases, norm weights and the like) and those a module names in its `no_weight_decay()`
+    (timm: cls_token, pos_embed, ...); none for the others."""
+    if spec.name not in EXEMPTING or spec.weight_decay == 0:
+        return set()
+    names = [n for n, _ in model.named_parameters()]
+    out = {n for n, p in model.named_parameters() if p.ndim <= 1}
+    for prefix, module in model.named_modules():
+        own = getattr(module, "no_weight_decay", None)
+        if callable(own):
+            full = {f"{prefix}.{n}" if prefix else n for n in own()}
+            out |= {n for n in names if n in full
+                    or any(fnmatchcase(n, p) for p in full if "*" in p)}
+    return out
+
+
 def _sgd(groups: list[dict], spec: Optimizer) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
                            weight_decay=spec.weight_decay)
@@ -83,12 +105,18 @@ def describe(spec: Optimizer) -> dict:
 
 def build_optimizer(model: nn.Module, groups: list[Group],
                     spec: Optimizer) -> torch.optim.Optimizer:
-    """The optimiser over `groups` ([(lr, parameter names)], as group_names gives them)."""
+    """The optimiser over `groups` ([(lr, parameter names)], as group_names gives them), each
+    split by weight decay (no_decay_names)."""
     if spec.name not in OPTIMIZERS:
         raise FeatxError(f"unknown --optimizer {spec.name!r}: choose one of "
                          f"{', '.join(OPTIMIZERS)}")
     params = dict(model.named_parameters())
-    param_groups = [{"params": [params[n] for n in ns], "lr": lr} for lr, ns, _ in groups]
+    exempt = no_decay_names(model, spec)
+    # each group in two: its decayed tensors, then its exempt ones (weight decay 0)
+    param_groups = [{"params": [params[n] for n in ns if (n in exempt) == spared], "lr": lr,
+                     "weight_decay": 0.0 if spared else spec.weight_decay}
+                    for lr, ns, _ in groups for spared in (False, True)]
+    param_groups = [g for g in param_groups if g["params"]]
     try:
         return OPTIMIZERS[spec.name](param_groups, spec)
     except ValueError as e:  # e.g. nesterov without momentum, a negative lr

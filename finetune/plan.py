@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from finetune import freeze
-from finetune.optim import Group, describe, group_names
+from finetune.optim import Group, describe, group_names, no_decay_names
 from finetune.recipes import Recipe, Stage
 
 
@@ -19,12 +19,16 @@ class StagePlan:
 
     def to_json(self, model: nn.Module) -> dict:
         numel = {n: p.numel() for n, p in model.named_parameters()}
+        spec = self.stage.optimizer
+        exempt = no_decay_names(model, spec)
         return {
             "name": self.stage.name,
             "epochs": self.stage.epochs,
             "trainable": self.trainable,
             "n_trainable": sum(numel[n] for n in self.trainable),
             "param_groups": [{"lr": lr, "n": sum(numel[n] for n in ns),
+                              "weight_decay": spec.weight_decay,
+                              "n_no_decay": sum(numel[n] for n in ns if n in exempt),
                               **({"name": label, "tensors": len(ns)} if label else {})}
                              for lr, ns, label in self.groups],
             "optimizer": describe(self.stage.optimizer),

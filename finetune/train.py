@@ -336,7 +336,11 @@ class Trainer:
                                       enabled=self.dev.amp_dtype == torch.float16)
         first = 0
         if state is not None and state["optimizer"] is not None:
-            opt.load_state_dict(state["optimizer"])
+            try:
+                opt.load_state_dict(state["optimizer"])
+            except ValueError as e:  # e.g. a run saved before the weight-decay groups
+                raise FeatxError(f"the checkpoint's optimiser state does not fit this version's "
+                                 f"parameter groups ({e}): start the run afresh") from None
             if sched is not None and state["scheduler"] is not None:
                 sched.load_state_dict(state["scheduler"])
             if state["scaler"] is not None:

@@ -44,6 +44,8 @@ def read(path: Path, options: ReadOptions) -> Items:
         v[order] = [to_float(gt, lineno, x.strip(), "vote count") for x in row[1:]]
         if (v < 0).any():
             raise fail(gt, lineno, "a vote count is negative")
+        if (v != np.round(v)).any():
+            raise fail(gt, lineno, "a vote count is not a whole number")
         if v.sum() == 0:
             zero += 1
             continue

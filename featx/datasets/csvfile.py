@@ -16,7 +16,15 @@ from featx.splits import SPLIT_NAMES
 
 
 def read(path: Path, options: ReadOptions) -> Items:
-    reader = csv.reader(io.StringIO(read_text(path, strict=True)))
+    try:
+        return _read(path)
+    except csv.Error as e:  # e.g. a stray carriage return inside an unquoted field
+        raise fail(path, None, f"not a readable CSV ({e})") from None
+
+
+def _read(path: Path) -> Items:
+    # newline=None: CR, CRLF and LF line ends alike (old Mac spreadsheets write CR only)
+    reader = csv.reader(io.StringIO(read_text(path, strict=True), newline=None))
     header = [c.strip().lower() for c in next(reader, [])]
     if "path" not in header or "label" not in header:
         raise fail(path, 1, "the CSV needs a header with columns path,label[,split]")

@@ -60,6 +60,9 @@ class DataOptions:
         mapped = class_mapping(coll.classes, self.task)
         if mapped is not None:
             classes, index = mapped
+            # kept so that classify re-splits on the labels this split was stratified on
+            coll.source_labels, coll.source_classes = coll.labels, list(coll.classes)
+            coll.task_map = {c: classes[i] for c, i in zip(coll.classes, index)}
             coll.labels = map_labels(coll.labels, index).astype(np.int16)
             if coll.label_dist is not None:
                 coll.label_dist = map_dist(coll.label_dist, index,

@@ -28,9 +28,12 @@ def test_predict_on_cache(stack_model, balanced, tmp_path):
     rows = _read(out)
     classes = ["amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear",
                "sadness"]
-    assert list(rows[0]) == (["path", "split", "label", "predicted"]
+    assert list(rows[0]) == (["path", "split", "label", "model_saw", "predicted"]
                              + [f"p_{c}" for c in classes] + ["error"])
     assert len(rows) == 640
+    # the model's train+val images, as the model file records them (the row rule)
+    assert [r["model_saw"] == "1" for r in rows] == [r["split"] != "test" and not r["error"]
+                                                    for r in rows]
     failed = [r for r in rows if r["error"]]
     assert len(failed) == 4 and all(r["predicted"] == "" for r in failed)  # undecodable rows
     ok = [r for r in rows if not r["error"]]

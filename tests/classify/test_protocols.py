@@ -23,7 +23,8 @@ def pair(tmp_path_factory):
     with other feature settings."""
     d = tmp_path_factory.mktemp("pair")
     a = write_synthetic_cache(d / "train.h5", n=480, dims={"L4": 16}, tag="same")
-    b = write_synthetic_cache(d / "other.h5", n=240, dims={"L4": 16}, tag="same")
+    b = write_synthetic_cache(d / "other.h5", n=240, dims={"L4": 16}, tag="same",
+                              prefix="other_")
     c = write_synthetic_cache(d / "alien.h5", n=240, dims={"L4": 16}, tag="alien")
     return a, b, c
 
@@ -44,7 +45,8 @@ def test_kfold_fit_rows_cover_every_image_once(balanced, tmp_path):
     assert k["k"] == 4
     assert k["test"]["mean"]["accuracy"] == pytest.approx(np.mean(accs))
     assert k["test"]["std"]["accuracy"] == pytest.approx(np.std(accs, ddof=1))
-    assert summary["protocol"] == {"split": "kfold:4", "seed": 0, "task": "emotion"}
+    assert summary["protocol"] == {"split": "kfold:4", "fold": None, "seed": 0,
+                                   "task": "emotion", "task_map": None, "task_hash": None}
     assert summary["test"]["accuracy"] > 0.4  # chance: 0.125
     assert "folds acc mean±std" in res.output
     refused = run("fit", balanced, "--split", "kfold:4", "--out", tmp_path / "m.joblib",
@@ -98,6 +100,14 @@ def test_cross_dataset(pair, tmp_path):
     base, cross = read_json(out)["rows"]
     assert cross["name"] == "L4 logreg -> other" and cross["eval_cache"] == str(b)
     assert cross["test"]["n"] == 240 and cross["test"]["accuracy"] > 0.6
+    assert cross["cross_dataset"]["excluded_seen"] == 0
+    # the row rule: the training cache's own images are scored only where they were test
+    run("fit", a, "--eval", a, "--json", out, "--quiet")
+    base, self_eval = read_json(out)["rows"]
+    with Cache(a) as ca:
+        seen, n_valid = int(((ca.split != 2) & ca.valid).sum()), int(ca.valid.sum())
+    assert self_eval["cross_dataset"]["excluded_seen"] == seen
+    assert self_eval["test"]["n"] == base["test"]["n"] == n_valid - seen
     refused = run("fit", a, "--eval", c, "--quiet", ok=False)
     assert refused.exit_code != 0 and "other settings" in refused.output
     assert len(refused.output.strip().splitlines()) == 1

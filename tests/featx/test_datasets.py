@@ -51,7 +51,7 @@ def test_emoset_official_split_and_attributes(tmp_path):
                                          "test": {"awe": 1}}, four_items=False)
     assert len(load_collection(other)) == 4
     # kfold replaces the official split
-    k = load_collection(root, split="kfold:2")
+    k = load_collection(root, split="kfold:3")
     assert k.fold is not None and set(k.split.tolist()) == {0}
 
 

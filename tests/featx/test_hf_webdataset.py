@@ -113,6 +113,9 @@ def test_features_equal_the_folder_s(folder, tmp_path, kind):
     assert run_featx("extract", src, *FAST, "--out", out).exit_code == 0
     info = run_featx("info", out).output
     assert f"source       {fmt}" in info
+    from featx.extract import default_out
+
+    assert default_out(src, "resnet18", "gap").name == "ds-resnet18-gap.h5"  # a pattern too
 
 
 def test_hf_options_and_errors(folder, tmp_path):

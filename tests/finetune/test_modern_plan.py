@@ -95,7 +95,9 @@ def test_multilevel_two_stages_like_resnet_ensemble():
     assert set(heads) <= set(s1["trainable"])
     assert any(n.startswith("trunk.layer1.") for n in s1["trainable"])
     assert [g["lr"] for g in s1["param_groups"]] == [1e-4, 1e-3]
-    assert s2["param_groups"] == [{"lr": 1e-3, "n": (64 + 64 + 128 + 256 + 512) * 8 + 40 + 5}]
+    # AdamW spares the 1-D tensors: the heads' biases (5 x 8) and the combiner's logits (5)
+    assert s2["param_groups"] == [{"lr": 1e-3, "n": (64 + 64 + 128 + 256 + 512) * 8 + 40 + 5,
+                                   "weight_decay": 0.05, "n_no_decay": 40 + 5}]
 
 
 def test_list_shows_the_modern_recipes_with_their_defaults():

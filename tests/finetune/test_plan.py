@@ -39,7 +39,9 @@ def test_plan_shape_matches_spec():
     assert set(st) == {"name", "epochs", "trainable", "n_trainable", "param_groups", "optimizer"}
     assert st["trainable"] == ["fc.weight", "fc.bias"]
     assert st["n_trainable"] == 2048 * 8 + 8
-    assert st["param_groups"] == [{"lr": 1e-4, "n": 2048 * 8 + 8}]
+    # SGD (the paper's recipe) decays every parameter
+    assert st["param_groups"] == [{"lr": 1e-4, "n": 2048 * 8 + 8, "weight_decay": 1e-4,
+                                   "n_no_decay": 0}]
     assert st["epochs"] == 50
     assert st["optimizer"] == {"name": "sgd", "momentum": 0.9, "nesterov": True,
                                "weight_decay": 1e-4}
@@ -79,7 +81,8 @@ def test_resnet_ensemble_two_stages_heads_and_combiner_lrs():
     s1, s2 = plan("resnet_ensemble")["stages"]
     assert s2["trainable"] == [f"heads.L{i}.{w}" for i in range(5) for w in ("weight", "bias")] + [
         "combiner.logits"]
-    assert s2["param_groups"] == [{"lr": 1e-3, "n": (64 + 256 + 512 + 1024 + 2048 + 5) * 8 + 5}]
+    assert s2["param_groups"] == [{"lr": 1e-3, "n": (64 + 256 + 512 + 1024 + 2048 + 5) * 8 + 5,
+                                   "weight_decay": 1e-4, "n_no_decay": 0}]
     assert "combiner.logits" not in s1["trainable"]
     assert any(n.startswith("layer1.") for n in s1["trainable"])
     assert [g["lr"] for g in s1["param_groups"]] == [1e-4, 1e-3]
