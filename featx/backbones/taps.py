@@ -166,7 +166,11 @@ def settle_tokens(taps: Mapping[str, Tap], out: Mapping[str, Tensor], image_size
     for lv, tap in taps.items():
         x = out[lv]
         if tap.is_tokens and x.ndim == 3:
-            prefix, patches = prefix_tokens(int(x.shape[1]), image_size, reductions[lv], most)
+            try:
+                prefix, patches = prefix_tokens(int(x.shape[1]), image_size, reductions[lv],
+                                                most)
+            except ValueError as e:  # tokens featx cannot tell apart: refused by name
+                raise FeatxError(f"{lv}: {e}") from None
             tap = replace(tap, prefix=prefix, patches=patches, cls=class_token and prefix > 0)
         elif x.ndim == 2 and tap.kind != "vector":
             tap = replace(tap, kind="vector")
