@@ -3,8 +3,8 @@ weights, the smallest input size each accepts, CPU; every featx level against an
 reference (featx.backbones.conformance). Each model ends exact / refused / wrong / skipped, one
 JSON line in --results; a rerun skips what is there (chunks, resumable).
 
-    python benchmarks/taps_sweep.py --results taps.jsonl --sample 200 --chunk 50
-    python benchmarks/taps_sweep.py --results taps.jsonl --summary
+    python benchmarks/taps_sweep.py --sample 600 --chunk 50    # continues taps_sweep.jsonl
+    python benchmarks/taps_sweep.py --summary
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def summary(path: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, default=Path("taps_sweep.jsonl"))
+    # the results so far live beside this script: a run continues them
+    p.add_argument("--results", type=Path, default=Path(__file__).with_suffix(".jsonl"))
     p.add_argument("--sample", type=int, default=None, help="the first K of the seeded order")
     p.add_argument("--seed", default="featx-taps")
     p.add_argument("--chunk", type=int, default=50, help="models in this run (0: all left)")

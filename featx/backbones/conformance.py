@@ -114,7 +114,8 @@ def _clip_refs(model: nn.Module, bb, x: Tensor) -> dict[str, dict[str, Tensor]]:
     """open_clip towers: ViT blocks against `forward_intermediates`, ln_post against the
     embedding (`L4 cls @ proj`), ModifiedResNet maps by hooks, `emb` against encode_image."""
     visual = model.visual
-    refs: dict[str, dict[str, Tensor]] = {"emb": {"gap": model.encode_image(x).float()}}
+    emb = model.encode_image(x, normalize=False).float()  # CoCa's default normalises
+    refs: dict[str, dict[str, Tensor]] = {"emb": {"gap": emb}}
     kind = type(visual).__name__
     if kind == "TimmModel":
         return {**_timm_refs(visual.trunk, bb, x), **refs}
@@ -123,6 +124,18 @@ def _clip_refs(model: nn.Module, bb, x: Tensor) -> dict[str, dict[str, Tensor]]:
         raw = _hooked(visual, x, [bb.taps[lv].module for lv in levels])
         refs.update({lv: {"gap": raw[bb.taps[lv].module].float().mean((2, 3))} for lv in levels})
         return refs
+    in_blocks = [lv for lv in levels if bb.taps[lv].module.startswith("transformer.resblocks.")]
+    blocks = [int(bb.taps[lv].module.rsplit(".", 1)[1]) for lv in in_blocks]
+    out = visual.forward_intermediates(x, indices=blocks, output_fmt="NCHW",
+                                       intermediates_only=True, output_extra_tokens=True)
+    for lv, grid, extra in zip(in_blocks, out["image_intermediates"],
+                               out.get("image_intermediates_prefix") or [None] * len(blocks)):
+        refs[lv] = {"gap": grid.float().mean((2, 3))}
+        if extra is not None and extra.shape[1] > 0:
+            refs[lv]["cls"] = extra[:, 0].float()
+    if bb.taps["L4"].module == "ln_post" and getattr(visual, "proj", None) is not None:
+        refs["L4"] = {"cls@proj": emb}
+    return refs
     blocks = [int(bb.taps[lv].module.rsplit(".", 1)[1]) for lv in levels[:4]]
     out = visual.forward_intermediates(x, indices=blocks, output_fmt="NCHW",
                                        intermediates_only=True, output_extra_tokens=True)
@@ -132,7 +145,7 @@ def _clip_refs(model: nn.Module, bb, x: Tensor) -> dict[str, dict[str, Tensor]]:
         if extra is not None and extra.shape[1] > 0:
             refs[lv]["cls"] = extra[:, 0].float()
     if bb.taps["L4"].module == "ln_post" and getattr(visual, "proj", None) is not None:
-        refs["L4"] = {"cls@proj": model.encode_image(x).float()}
+        refs["L4"] = {"cls@proj": model.encode_image(x, normalize=False).float()}
     else:
         refs["L4"] = {}
     return refs
