@@ -311,9 +311,9 @@ def run_grid(caches: Sequence[str], grid: str, out: str | os.PathLike, jobs: int
         gen = run_calls(backend, workers, _run_row_indexed,
                         [(i, specs[i], seed, str(files[i]), threads, split, task, shots, trials)
                          for i in todo])
-        # the first row also pays the workers' start-up: the ETA counts from its end
+        # each worker's first row also pays its start-up: the ETA counts from their end
         for i, stored in track(gen, total=len(todo), desc="ablation rows", unit="row",
-                               quiet=quiet, warmup=1):
+                               quiet=quiet, warmup=workers):
             done[i] = [_result(d) for d in stored]
     base_seed = model_seed(str(caches[0]))
     if shots:  # each K's summary rows against the baseline's at that K

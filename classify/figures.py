@@ -26,7 +26,9 @@ def weights_png(path: Path, rows: Sequence[dict]) -> None:
     fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(blocks) + 2), 3.6))
     for i, r in enumerate(rows):
         x = np.arange(len(blocks)) + (i - (len(rows) - 1) / 2) * width
-        ax.bar(x, [r["level_weights"].get(b, 0.0) for b in blocks], width, label=r["name"])
+        sd = r.get("level_weights_std")  # a k-fold summary: the folds' spread
+        ax.bar(x, [r["level_weights"].get(b, 0.0) for b in blocks], width, label=r["name"],
+               yerr=[sd.get(b, 0.0) for b in blocks] if sd else None, capsize=3)
     ax.set_xticks(range(len(blocks)), blocks, rotation=30, ha="right")
     ax.set_ylabel("meta weight")
     ax.set_title("weighted stack: learned weight per (cache, level)", fontsize=9)

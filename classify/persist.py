@@ -3,8 +3,8 @@ version, fingerprints, classes, levels, the recipe, evaluation rows and the esti
 structure (classify.codec) -- beside the fitted arrays; LightGBM models as their own model
 text. Opening one reads arrays and JSON only, never a pickle, so it cannot run code; every field
 is checked before use and only referenced arrays are read (classify.members, classify.codec,
-classify.trees: README "Model files are data"). Older joblib model files are refused;
-`classify convert --trust` is the only place where a pickle is ever opened."""
+classify.trees: docs/model-files.md, "Model files are data"). Older joblib model files are
+refused; `classify convert --trust` is the only place where a pickle is ever opened."""
 
 from __future__ import annotations
 

@@ -123,12 +123,16 @@ def _columns(rows: Sequence[dict]):
     return cols
 
 
+TEXT_COLUMNS = {"name", "cache", "file", "protocol", "acc vs", "unmatched (other set)"}
+
+
 def text_table(rows: Sequence[dict]) -> str:
-    """An aligned plain-text table for the terminal."""
+    """An aligned plain-text table for the terminal: words to the left, numbers to the right."""
     cols = _columns(rows)
     cells = [[h for h, _ in cols]] + [[f(r) for _, f in cols] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+    left = [h in TEXT_COLUMNS for h, _ in cols]
+    lines = ["  ".join(c.ljust(w) if left[i] else c.rjust(w) for i, (c, w) in
                        enumerate(zip(line, widths))) for line in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -137,7 +141,7 @@ def text_table(rows: Sequence[dict]) -> str:
 def markdown_table(rows: Sequence[dict]) -> str:
     cols = _columns(rows)
     out = ["| " + " | ".join(h for h, _ in cols) + " |",
-           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
+           "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h, _ in cols) + "|"]
     out += ["| " + " | ".join(f(r).replace("|", "\\|") for _, f in cols) + " |" for r in rows]
     return "\n".join(out) + "\n"
 

@@ -121,7 +121,7 @@ def main() -> None:
     """Fine-tune end to end: the reference papers' ResNet / VGG recipes, and the modern
     recipes (probe, partial, full, multilevel) for any backbone.
 
-    Reference: docs/recipes.md in the featx repository (recipes, run folders)."""
+    Reference: docs/finetune.md in the featx repository (recipes, run folders)."""
 
 
 @main.command("list")

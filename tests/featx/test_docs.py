@@ -36,3 +36,15 @@ def test_help_names_nothing_outside_the_repository(group: click.Group, args: lis
     if not args:
         assert "docs/" in res.output
 
+
+def test_readme_and_docs_links_resolve():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "shared/SPEC" not in text, page
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (page.parent / target).exists(), f"{page.name}: {target}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for doc in (ROOT / "docs").glob("*.md"):
+        assert f"docs/{doc.name}" in readme, doc.name
