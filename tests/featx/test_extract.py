@@ -94,6 +94,7 @@ def test_corrupt_corpus(tmp_path):
     data = tmp_path / "data"
     good = write_good(data / "awe")
     bad = write_bad(data / "fear")
+    bad.remove("loop.png")  # a link loop is no image row: it is recorded in /skipped
     out = tmp_path / "c.h5"
     r = run_featx("extract", data, *FAST[:-1], "--out", out, "--batch-size", "4",
                   "--chunk-size", "8")
@@ -102,8 +103,12 @@ def test_corrupt_corpus(tmp_path):
     with Cache(out) as c:
         valid = dict(zip(c.paths, c.valid))
         errors = dict(zip(c.paths, c.errors))
+        assert "fear/loop.png" not in valid
+        skipped = dict(zip((p.decode() for p in c.f["skipped/path"][:]),
+                           (r.decode() for r in c.f["skipped/reason"][:])))
         feats = c.features(["L0", "L4"])
         assert c.attrs["n_failed"] == len(bad)
+    assert skipped["fear/loop.png"] == "link loop"
     assert all(valid[f"awe/{n}"] and errors[f"awe/{n}"] == "" for n in good)
     assert all(not valid[f"fear/{n}"] and errors[f"fear/{n}"] for n in bad)
     assert "bomb" in errors["fear/bomb.png"]
