@@ -40,8 +40,10 @@ def test_full_learns_from_random_weights_on_the_demo_images(tmp_path):
     assert cfg["weights_identity"] == "none:seed=0"
     assert cfg["preprocessing"]["interpolation"] == "bicubic"  # timm's own for resnet10t
     lrs = [json.loads(x)["lr"] for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(lrs[0]) == 6  # stem, 4 stages, head: one parameter group each
-    assert all(a < b for a, b in zip(lrs[0], lrs[0][1:]))
+    # stem, 4 stages, head: one parameter group each, split into decayed and undecayed
+    # (1-D parameters) halves that share the group's rate
+    assert len(lrs[0]) == 12 and lrs[0][::2] == lrs[0][1::2]
+    assert all(a < b for a, b in zip(lrs[0][::2], lrs[0][2::2]))
 
 
 def _photos(folder: Path, per_class: int = 8) -> Path:
