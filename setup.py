@@ -34,6 +34,8 @@ setup(
     extras_require={"dev": ["pytest>=7.4", "pytest-timeout>=2.2",
                             # real photos (skimage.data) for the pretrained-weights tests
                             "scikit-image>=0.22",
+                            # the export test reads parquet back with polars too
+                            "polars>=1.0",
                             # CI runs the tests of every extra below
                             "featx[hf,dask,track]"],
                     # --format hf|webdataset, featx export --to parquet, featx.load
