@@ -22,6 +22,18 @@ SAMPLE = ["resnet18", "vgg16", "mobilenet_v2", "regnet_y_400mf", "convnext_tiny"
 REGENERATE = "stale featx/backbones/known_rows.json: run python -m featx.backbones.known"
 
 
+def _skip_if_other_libraries() -> None:
+    """A newer timm / open_clip / torchvision than the rows were stored with makes the listing
+    resolve live (correct, slower): that is the environment, not featx's code, so skip; a
+    change of featx's own code still fails (REGENERATE)."""
+    stored = json.loads(known.FILE.read_text())["versions"]
+    other = {lib: (stored.get(lib), v) for lib, v in known.versions().items()
+             if lib in known.LIBRARIES and stored.get(lib) != v}
+    if other:
+        pytest.skip(f"rows stored with other library versions (stored, installed): {other}; "
+                    f"the listing resolves live. {REGENERATE}")
+
+
 def test_default_listing_imports_no_torch():
     code = ("import sys, json; from featx.listing import rows; r = rows(); "
             "print(json.dumps([len(r), 'torch' in sys.modules]))")
@@ -31,6 +43,7 @@ def test_default_listing_imports_no_torch():
 
 
 def test_stored_rows_equal_live_resolution():
+    _skip_if_other_libraries()
     stored = known.rows()
     assert stored is not None, REGENERATE
     by_name = {r["name"]: r for r in stored}
@@ -42,6 +55,7 @@ def test_stored_rows_equal_live_resolution():
 
 
 def test_the_command_prints_the_stored_rows():
+    _skip_if_other_libraries()
     r = run_featx("backbones", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == known.rows()
