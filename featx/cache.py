@@ -295,6 +295,13 @@ class Cache:
         return strings(self.f["errors"])
 
     @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, reason) of each entry the scan recorded in /skipped (none: empty)."""
+        if "skipped" not in self.f:
+            return []
+        return list(zip(strings(self.f["skipped/path"]), strings(self.f["skipped/reason"])))
+
+    @property
     def has_zeroshot(self) -> bool:
         return "zeroshot" in self.f and "class_embeddings" in self.f["zeroshot"]
 

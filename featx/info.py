@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from featx.cache import Cache, strings
+from featx.cache import Cache
 from featx.pathnames import printable
 
 
@@ -113,11 +113,7 @@ def summary(path: str | os.PathLike, max_failures: int = 5) -> str:
         if dups is not None:
             lines.append(f"duplicates   {dups} groups of identical files"
                          + (f", e.g. {', '.join(groups[0][:3])}" if groups else ""))
-        if "skipped" in c.f:
-            skipped = list(zip(strings(c.f["skipped/path"]), strings(c.f["skipped/reason"])))
-        else:
-            skipped = []
-        lines += describe_scan(skipped, int(a.get("links_out", 0)), int(a.get("links_in", 0)))
+        lines += describe_scan(c.skipped, int(a.get("links_out", 0)), int(a.get("links_in", 0)))
     return "\n".join(lines)
 
 

@@ -104,8 +104,7 @@ def test_corrupt_corpus(tmp_path):
         valid = dict(zip(c.paths, c.valid))
         errors = dict(zip(c.paths, c.errors))
         assert "fear/loop.png" not in valid
-        skipped = dict(zip((p.decode() for p in c.f["skipped/path"][:]),
-                           (r.decode() for r in c.f["skipped/reason"][:])))
+        skipped = dict(c.skipped)
         feats = c.features(["L0", "L4"])
         assert c.attrs["n_failed"] == len(bad)
     assert skipped["fear/loop.png"] == "link loop"

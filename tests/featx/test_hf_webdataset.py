@@ -151,8 +151,8 @@ def test_hf_options_and_errors(folder, tmp_path):
         want = [[0.5 if files[int(p[2:])].startswith(k) else 0.25 for k in CLASSES]
                 for p in c.paths]
         np.testing.assert_allclose(c.label_dist, want)
-        skipped = [s.decode() for s in c.f["skipped/path"][:]]
-        assert skipped == ["im02"] and "no label" in c.f["skipped/reason"][0].decode()
+        skipped = c.skipped
+        assert [p for p, _ in skipped] == ["im02"] and "no label" in skipped[0][1]
     for args, msg in [(["--hf-split", "test"], "--hf-split 'test': "),
                       (["--image-column", "nope"], "--image-column 'nope': "),
                       (["--label-column", "nope"], "--label-column 'nope': ")]:
@@ -178,8 +178,7 @@ def test_webdataset_corrupt_and_unlabelled_members(folder, tmp_path):
         assert c.paths == ["a.tar/broken", "a.tar/copy", "a.tar/good"]
         assert c.valid.tolist() == [False, True, True] and "corrupt" in c.errors[0]
         assert json.loads(c.attrs["duplicate_groups"]) == [["a.tar/copy", "a.tar/good"]]
-        reasons = dict(zip([s.decode() for s in c.f["skipped/path"][:]],
-                           [s.decode() for s in c.f["skipped/reason"][:]]))
+        reasons = dict(c.skipped)
         assert reasons["a.tar/nolabel"] == "no label (.cls or .json)"
         assert "not in classes.txt" in reasons["a.tar/badindex"]
     (dest / "b.tar").write_bytes(b"x" * 700)

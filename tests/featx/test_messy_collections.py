@@ -65,8 +65,7 @@ def test_messy_folder_every_entry_used_or_recorded(messy, tmp_path):
     assert res.exit_code == 0, res.output
     with Cache(out) as c:
         paths, fs_paths, errors = c.paths, c.fs_paths, c.errors
-        skipped = dict(zip((p.decode() for p in c.f["skipped/path"][:]),
-                           (r.decode() for r in c.f["skipped/reason"][:])))
+        skipped = dict(c.skipped)
         links_out, links_in = c.attrs["links_out"], c.attrs["links_in"]
     # 40 images + 2 outside, each once: nothing through the loop, the link back or ext2;
     # and the broken link with an image's name, recorded as a failed row like before
