@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from classify.data import LevelData, Part
-from classify.rows import FOLD_METRICS, Result, fold_rows
+from classify.rows import FOLD_METRICS, Result, fold_rows, spread
 from featx.cache import Cache
 from featx.errors import FeatxError
 
@@ -100,11 +100,8 @@ def summary_row(trials: list[Result], name: str, k: int) -> Result:
                test=_mean_metrics([r.row["test"] for r in trials]))
     fs = {"k": k, "trials": len(trials)}
     for s in ("val", "test"):
-        per = {m: [r.row[s][m] for r in trials] for m in FOLD_METRICS}
-        fs[s] = {"mean": {m: float(np.mean(v)) for m, v in per.items()},
-                 "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-                         for m, v in per.items()},
-                 "ci95": {m: t_interval(v) for m, v in per.items()}}
+        fs[s] = {**spread([r.row[s] for r in trials]),
+                 "ci95": {m: t_interval([r.row[s][m] for r in trials]) for m in FOLD_METRICS}}
     row["fewshot"] = fs
     # each trial's test predictions, paired with another row's same trial by a trial prefix
     cat = lambda a: np.concatenate([getattr(r, a) for r in trials])  # noqa: E731

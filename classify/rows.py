@@ -64,6 +64,15 @@ def make_result(name: str, levels: Sequence[str], model: str, weighted: bool, cl
 FOLD_METRICS = ("accuracy", "macro_recall", "macro_f1")
 
 
+def spread(metrics: Sequence[dict]) -> dict:
+    """Mean and standard deviation (ddof 1; 0.0 for one value) of each FOLD_METRICS figure over
+    `metrics` (one M each, e.g. the folds' or the trials' test metrics), Nones left out."""
+    per = {m: [x[m] for x in metrics if x[m] is not None] for m in FOLD_METRICS}
+    return {"mean": {m: float(np.mean(v)) if v else None for m, v in per.items()},
+            "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+                    for m, v in per.items()}}
+
+
 def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> list[Result]:
     """The k-fold protocol's rows: each fold's row (named '... [fold i]') and a summary row
     under the plain name whose `val`/`test` are computed on every fold's predictions together
@@ -82,10 +91,7 @@ def fold_rows(results: Sequence[Result], classes: list[str], seed: int = 0) -> l
         pooled[s] = (t, p)
     kfold = {"k": len(results)}
     for s in ("val", "test"):
-        per = {m: [r.row[s][m] for r in results if r.row[s][m] is not None] for m in FOLD_METRICS}
-        kfold[s] = {"mean": {m: float(np.mean(v)) if v else None for m, v in per.items()},
-                    "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-                            for m, v in per.items()}}
+        kfold[s] = spread([r.row[s] for r in results])
     keep = {k: v for k, v in first.items()
             if k not in ("name", "levels", "model", "weighted", "val", "test", "fold", "params",
                          "level_weights", "test_rows")}
